@@ -1,0 +1,41 @@
+# Thin wrapper over CMake. The two commands a new user needs:
+#   make demo   install dependencies, build, run the main job
+#   make test   install dependencies, build, run every test
+# and for CI / development:
+#   make test-sanitize   the same tests in an ASan + UBSan build
+#   make bench           the benchmarks, side by side with PyTorch
+BUILD ?= build
+BUILD_SAN ?= build-sanitize
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build build-sanitize demo test test-sanitize bench clean
+
+all: build
+
+deps:
+	bash deploy/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-sanitize: deps
+	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DTRAIND_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD_SAN) -j $(JOBS)
+
+demo: build
+	$(BUILD)/examples/train_digits tests/data/digits.csv
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-sanitize: build-sanitize
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS)
+
+bench: build
+	bash tests/bench/run_bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN)

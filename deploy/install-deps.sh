@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing traind need.
+#
+# Idempotent: packages already present are skipped, so a second run costs one
+# dpkg query. Runs as root (CI and the dev machines are root); on a fresh
+# machine it refreshes the package lists first, since apt-get install on an
+# empty list finds nothing.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config
+  # engine: BLAS, JSON for safetensors headers
+  libopenblas-dev libjansson-dev
+  # tests: unit tests, leak checks, the PyTorch oracle
+  libcmocka-dev valgrind python3-numpy python3-torch
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
