@@ -50,9 +50,9 @@ def make_optimizer(params, cfg):
 
 
 def check_run(d, run):
-    data, meta = st.load_file(os.path.join(d, run + ".data.safetensors"))
-    init, _ = st.load_file(os.path.join(d, run + ".init.safetensors"))
-    final, fmeta = st.load_file(os.path.join(d, run + ".final.safetensors"))
+    data, meta = st.load(os.path.join(d, run + ".data.safetensors"))
+    init, _ = st.load(os.path.join(d, run + ".init.safetensors"))
+    final, fmeta = st.load(os.path.join(d, run + ".final.safetensors"))
     workload = meta["workload"]
     steps = int(meta["steps"])
     cfg = json.loads(meta["optimizer"])
