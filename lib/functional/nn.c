@@ -1,10 +1,4 @@
 /* nn.c - dropout (random mask from a td_rng) and embedding (row gather, scatter-add grad). */
-/* GCC 12 at -O2 (the default build) uses the "very cheap" vectorizer cost
- * model, which skips every loop whose trip count is not a known multiple of
- * the vector width: that is all of this file's elementwise loops. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=dynamic")
-#endif
 #include "functional/nn.h"
 
 #include <string.h>
