@@ -28,10 +28,13 @@ TD_EW_BINARY_LOOP(tanh_grad_loop, u * (1.0f - v * v))
 
 /* gelu(x) = x * Phi(x); its derivative is Phi(x) + x * phi(x), phi the
  * standard normal density. */
-#define GELU_INV_SQRT_2PI 0.398942280f
+TD_EW_INLINE float gelu_grad(float x) {
+  float pdf;
+  const float cdf = td_ew_normal_cdf_pdf(x, &pdf);
+  return cdf + x * pdf;
+}
 TD_EW_UNARY_LOOP(gelu_loop, u * td_ew_normal_cdf(u))
-TD_EW_BINARY_LOOP(gelu_grad_loop,
-                  u * (td_ew_normal_cdf(v) + v * GELU_INV_SQRT_2PI * td_ew_expf(-0.5f * v * v)))
+TD_EW_BINARY_LOOP(gelu_grad_loop, u * gelu_grad(v))
 
 /* silu(x) = x * s, s = sigmoid(x); derivative s * (1 + x * (1 - s)). */
 TD_EW_INLINE float sigmoidf(float x) { return 1.0f / (1.0f + td_ew_expf(-x)); }

@@ -235,8 +235,9 @@ TD_EW_INLINE float td_ew_tanhf(float x) {
  * 1 + erf(z) ~ 1 - 1. z^2 is formed from x exactly (fma), because its rounding
  * would otherwise be amplified by exp. Within about 11 ulp of the exact value
  * (worst near x = -1.4, where Phi is formed as 1/2 + erf(z)/2); coefficients
- * fitted for weighted minimax relative error. */
-TD_EW_INLINE float td_ew_normal_cdf(float x) {
+ * fitted for weighted minimax relative error. Also writes the density
+ * phi(x) = exp(-x^2 / 2) / sqrt(2 pi), which it computes on the way. */
+TD_EW_INLINE float td_ew_normal_cdf_pdf(float x, float *pdf) {
   const float z = x * 0.707106781f;
   const float a = fabsf(z), w = z * z, t = 1.0f / a;
   float p = 7.853853458e-05f; /* erf(z) / z as a polynomial in z^2 */
@@ -269,9 +270,16 @@ TD_EW_INLINE float td_ew_normal_cdf(float x) {
   const float xc = td_ew_select(fabsf(x) > 16.0f, copysignf(16.0f, x), x);
   const float xx = xc * xc;
   const float z2 = 0.5f * xx, z2_lo = 0.5f * fmaf(xc, xc, -xx); /* z^2 = z2 + z2_lo */
-  const float half_erfc = 0.5f * (td_ew_expf(-z2) * (1.0f - z2_lo)) * (t * rt);
+  const float gauss = td_ew_expf(-z2) * (1.0f - z2_lo); /* exp(-x^2 / 2) */
+  *pdf = gauss * 0.398942280f;                          /* / sqrt(2 pi) */
+  const float half_erfc = 0.5f * gauss * (t * rt);
   const float large = td_ew_select(z > 0.0f, 1.0f - half_erfc, half_erfc);
   return td_ew_select(a < 1.0f, small, large);
+}
+
+TD_EW_INLINE float td_ew_normal_cdf(float x) {
+  float pdf;
+  return td_ew_normal_cdf_pdf(x, &pdf);
 }
 
 #endif
