@@ -2,9 +2,6 @@
 #include "functional/elementwise.h"
 
 #include <math.h>
-#ifdef __AVX__
-#include <immintrin.h>
-#endif
 
 #include "functional/elementwise_map.h"
 #include "functional/op.h"
@@ -38,32 +35,11 @@ TD_EW_UNARY_LOOP(abs_loop, fabsf(u))
 TD_EW_UNARY_LOOP(clamp_loop, u < p0 ? p0 : (u > p1 ? p1 : u)) /* NaN stays NaN */
 TD_EW_UNARY_LOOP(add_scalar_loop, u + p0)
 TD_EW_UNARY_LOOP(mul_scalar_loop, u * p0)
-/* sqrtf must set errno for x < 0 (GCC's default -fmath-errno), so GCC keeps
- * it scalar with a branch to libm; the AVX instruction is the same correctly
- * rounded square root (NaN below 0) eight at a time. */
-static void sqrt_loop(int64_t n, const float *restrict x, int64_t sx, float *restrict y, float p0,
-                      float p1) {
-  int64_t i = 0;
-#ifdef __AVX__
-  if (sx == 1)
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
-#endif
-  for (; i < n; i++) y[i] = sqrtf(x[i * sx]);
-}
-
+/* Vectorized because the build uses -fno-math-errno (sqrtf need not set
+ * errno, so it becomes the correctly rounded vector square root). */
+TD_EW_UNARY_LOOP(sqrt_loop, sqrtf(u))
 /* 1 / sqrt(x), for x ** -0.5 (PyTorch's rsqrt). */
-static void rsqrt_loop(int64_t n, const float *restrict x, int64_t sx, float *restrict y, float p0,
-                       float p1) {
-  int64_t i = 0;
-#ifdef __AVX__
-  if (sx == 1) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    for (; i + 8 <= n; i += 8)
-      _mm256_storeu_ps(y + i, _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_loadu_ps(x + i))));
-  }
-#endif
-  for (; i < n; i++) y[i] = 1.0f / sqrtf(x[i * sx]);
-}
+TD_EW_UNARY_LOOP(rsqrt_loop, 1.0f / sqrtf(u))
 
 /* x ** p: the exponents PyTorch special-cases get exact, fast forms; the rest
  * go through powf. */
