@@ -209,7 +209,7 @@ static td_status matmul_forward(td_op_ctx *ctx, td_tensor **out) {
   if ((st = matmul_batch_shape(a, b, &nb, shape))) return st;
   shape[nb] = n, shape[nb + 1] = m;
 
-  gemm_mat ma, mb, mc;
+  gemm_mat ma = {0}, mb = {0}, mc = {0};
   td_tensor *ha = NULL, *hb = NULL, *y = NULL;
   float beta;
   if (!(st = matrix_operand(a, nb, &ma, &ha)) &&
@@ -230,7 +230,7 @@ static td_status matmul_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
   td_status st = matmul_batch_shape(a, b, &nb, bshape);
   if (st) return st;
   int64_t n = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], m = b->shape[b->ndim - 1];
-  gemm_mat mg, ma, mb, mc;
+  gemm_mat mg = {0}, ma = {0}, mb = {0}, mc = {0};
   td_tensor *hg = NULL, *ha = NULL, *hb = NULL;
   float beta;
   if ((st = matrix_operand(gy, nb, &mg, &hg))) return st;
@@ -314,7 +314,7 @@ static td_status linear_forward(td_op_ctx *ctx, td_tensor **out) {
   int64_t shape[TD_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = nout;
-  gemm_mat mx, mw;
+  gemm_mat mx = {0}, mw = {0};
   td_tensor *hx = NULL, *hw = NULL, *hb = NULL, *y = NULL;
   if ((st = rows_operand(x, &mx, &rows, &hx)) ||
       (st = matrix_operand(w, 0, &mw, &hw)) ||
@@ -379,7 +379,7 @@ static void zeros_if_empty(td_tensor *t, int64_t k) {
 static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
   td_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
   int64_t in = w->shape[1], nout = w->shape[0], rows;
-  gemm_mat mg, mx, mw;
+  gemm_mat mg = {0}, mx = {0}, mw = {0};
   td_tensor *hg = NULL, *hx = NULL, *hw = NULL;
   td_status st = rows_operand(gy, &mg, &rows, &hg);
   if (!st && ctx->needs_input_grad[0]) { /* dX [rows, in] = dY @ W */
