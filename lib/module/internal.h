@@ -20,8 +20,9 @@ td_status td_module_collect_tensors(const td_module *m, unsigned flags, td_tenso
 /* "linear: expected float32 input, got int64 (input shape [2,3])". */
 td_status td_layer_expect_dtype(const char *kind, const td_tensor *x, td_dtype dtype);
 
-/* For [N, C, H, W] layers: x is 4-d with `channels` channels (0: any), and a
- * k x k window with this padding and dilation fits in the padded input. */
+/* For [N, C, H, W] layers: x is float32, 4-d with `channels` channels (0:
+ * any), and a k x k window with this padding and dilation fits in the padded
+ * input (k == 0: no window to check). */
 td_status td_layer_check_nchw(const char *kind, const td_tensor *x, int64_t channels, int k,
                               int padding, int dilation);
 

@@ -39,10 +39,12 @@ td_status td_module_forward(td_module *m, td_tensor *x, td_tensor **out) {
     st = m->vt->forward(m, x, out);
   if (st) {
     TD_RELEASE(*out);
+    const char *kind = m->vt->kind, *msg = td_error_message();
+    size_t k = strlen(kind);
     if (m->key)
-      td_error_prefix("%s '%s': ", m->vt->kind, m->key);
-    else
-      td_error_prefix("%s: ", m->vt->kind);
+      td_error_prefix("%s '%s': ", kind, m->key);
+    else if (strncmp(msg, kind, k) != 0 || strncmp(msg + k, ": ", 2) != 0)
+      td_error_prefix("%s: ", kind); /* a root layer's own message already names it */
   }
   return st;
 }
@@ -354,6 +356,7 @@ td_status td_layer_check_nchw(const char *kind, const td_tensor *x, int64_t chan
     return td_error(TD_ERR_INVALID_ARGUMENT,
                     "%s: input has %lld channels, expected %lld (input shape %s)", kind,
                     (long long)x->shape[1], (long long)channels, td_tensor_shape_str(s, x));
+  if (k == 0) return TD_OK;
   int64_t window = (int64_t)dilation * (k - 1) + 1;
   int64_t ph = x->shape[2] + 2 * (int64_t)padding, pw = x->shape[3] + 2 * (int64_t)padding;
   if (ph < window || pw < window) {

@@ -75,7 +75,8 @@ struct td_module {
 
 /* y = m(x). x borrowed, *out a new reference (NULL on error). Records on the
  * active GradManager like any op. On failure the message is prefixed with
- * "<kind> '<key>': " (or "<kind>: " at the root). */
+ * "<kind> '<key>': ", or at the root with "<kind>: " unless the message
+ * already starts so ("conv2d: expected input [N,C,H,W], got shape [3,32]"). */
 td_status td_module_forward(td_module *m, td_tensor *x, td_tensor **out);
 
 /* Frees the module, its parameters, buffers and children. NULL is ignored.

@@ -27,7 +27,7 @@ static td_status avg_pool2d_forward(td_module *m, td_tensor *x, td_tensor **out)
 
 static td_status adaptive_avg_pool2d_forward(td_module *m, td_tensor *x, td_tensor **out) {
   pool2d_module *p = (pool2d_module *)m;
-  td_status st = td_layer_check_nchw("adaptive_avg_pool2d", x, 0, 1, 0, 1);
+  td_status st = td_layer_check_nchw("adaptive_avg_pool2d", x, 0, 0, 0, 1);
   if (st) return st;
   if (x->shape[2] == 0 || x->shape[3] == 0) {
     char s[TD_SHAPE_STR_MAX];
