@@ -31,8 +31,10 @@ td_status td_module_sequential(td_module **out) {
 td_status td_sequential_append(td_module *seq, const char *name, td_module *child) {
   if (seq->vt != &sequential_vt) {
     td_module_destroy(child);
-    return td_error(TD_ERR_INVALID_ARGUMENT, "sequential_append: the parent is a %s, not a "
-                    "sequential", seq->vt->kind);
+    return td_error(TD_ERR_INVALID_ARGUMENT,
+                    "sequential_append: the parent is a %s, not a "
+                    "sequential",
+                    seq->vt->kind);
   }
   char index[16];
   if (!name || !name[0]) {
@@ -65,11 +67,10 @@ static td_status residual_forward(td_module *m, td_tensor *x, td_tensor **out) {
   }
   if (!td_shape_equal(main_out->ndim, main_out->shape, skip->ndim, skip->shape)) {
     char a[TD_SHAPE_STR_MAX], b[TD_SHAPE_STR_MAX], s[TD_SHAPE_STR_MAX];
-    st = td_error(TD_ERR_INVALID_ARGUMENT,
-                  "residual: body output %s and %s %s differ (input shape %s)",
-                  td_tensor_shape_str(a, main_out),
-                  r->shortcut ? "shortcut output" : "identity shortcut",
-                  td_tensor_shape_str(b, skip), td_tensor_shape_str(s, x));
+    st = td_error(
+        TD_ERR_INVALID_ARGUMENT, "residual: body output %s and %s %s differ (input shape %s)",
+        td_tensor_shape_str(a, main_out), r->shortcut ? "shortcut output" : "identity shortcut",
+        td_tensor_shape_str(b, skip), td_tensor_shape_str(s, x));
   } else {
     st = td_add(main_out, skip, out);
   }

@@ -35,8 +35,7 @@ static td_status check_config(const td_conv2d_config *cfg) {
     return td_error(TD_ERR_INVALID_ARGUMENT, "conv2d: stride must be positive, got %d",
                     cfg->stride);
   if (cfg->padding < 0)
-    return td_error(TD_ERR_INVALID_ARGUMENT, "conv2d: padding must be >= 0, got %d",
-                    cfg->padding);
+    return td_error(TD_ERR_INVALID_ARGUMENT, "conv2d: padding must be >= 0, got %d", cfg->padding);
   if (cfg->dilation < 0)
     return td_error(TD_ERR_INVALID_ARGUMENT, "conv2d: dilation must be positive, got %d",
                     cfg->dilation);

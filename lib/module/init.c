@@ -6,7 +6,8 @@
 int64_t td_init_fan_in(const td_tensor *weight) {
   if (weight->ndim < 2) return weight->ndim == 1 ? weight->shape[0] : 1;
   int64_t fan_in = weight->shape[1];
-  for (int d = 2; d < weight->ndim; d++) fan_in *= weight->shape[d];
+  for (int d = 2; d < weight->ndim; d++)
+    fan_in *= weight->shape[d];
   return fan_in;
 }
 

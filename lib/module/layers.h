@@ -67,10 +67,10 @@ td_status td_module_conv2d(const td_conv2d_config *cfg, td_rng *rng, td_module *
 /* ---- normalisation ---------------------------------------------------- */
 
 typedef struct td_batch_norm_config {
-  int64_t num_features; /* > 0 */
-  float eps;            /* 0: 1e-5; > 0 */
-  float momentum;       /* 0: 0.1; in (0, 1] */
-  bool no_affine;       /* affine=False: no weight and bias */
+  int64_t num_features;  /* > 0 */
+  float eps;             /* 0: 1e-5; > 0 */
+  float momentum;        /* 0: 0.1; in (0, 1] */
+  bool no_affine;        /* affine=False: no weight and bias */
   bool no_running_stats; /* track_running_stats=False: always batch statistics */
 } td_batch_norm_config;
 
@@ -82,9 +82,9 @@ td_status td_module_batch_norm1d(const td_batch_norm_config *cfg, td_module **ou
 td_status td_module_batch_norm2d(const td_batch_norm_config *cfg, td_module **out);
 
 typedef struct td_layer_norm_config {
-  int normalized_ndim;                  /* 1 .. TD_MAX_DIMS */
+  int normalized_ndim;                   /* 1 .. TD_MAX_DIMS */
   int64_t normalized_shape[TD_MAX_DIMS]; /* each > 0 */
-  float eps;                            /* 0: 1e-5; > 0 */
+  float eps;                             /* 0: 1e-5; > 0 */
   bool no_elementwise_affine;
 } td_layer_norm_config;
 

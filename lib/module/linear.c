@@ -20,10 +20,9 @@ static td_status linear_forward(td_module *m, td_tensor *x, td_tensor **out) {
     return td_error(TD_ERR_INVALID_ARGUMENT, "linear: expected input [..., %lld], got shape %s",
                     (long long)l->in_features, td_tensor_shape_str(s, x));
   if (x->shape[x->ndim - 1] != l->in_features)
-    return td_error(TD_ERR_INVALID_ARGUMENT,
-                    "linear: input has %lld features, expected %lld (input shape %s)",
-                    (long long)x->shape[x->ndim - 1], (long long)l->in_features,
-                    td_tensor_shape_str(s, x));
+    return td_error(
+        TD_ERR_INVALID_ARGUMENT, "linear: input has %lld features, expected %lld (input shape %s)",
+        (long long)x->shape[x->ndim - 1], (long long)l->in_features, td_tensor_shape_str(s, x));
   return td_linear(x, l->weight, l->bias, out);
 }
 

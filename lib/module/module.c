@@ -18,9 +18,12 @@ td_module *td_module_alloc(const td_module_vtable *vt, size_t size) {
 void td_module_destroy(td_module *m) {
   if (!m) return;
   if (m->vt->destroy) m->vt->destroy(m);
-  for (int i = 0; i < m->n_params; i++) td_tensor_release(m->params[i].tensor);
-  for (int i = 0; i < m->n_buffers; i++) td_tensor_release(m->buffers[i].tensor);
-  for (int i = 0; i < m->n_children; i++) td_module_destroy(m->children[i]);
+  for (int i = 0; i < m->n_params; i++)
+    td_tensor_release(m->params[i].tensor);
+  for (int i = 0; i < m->n_buffers; i++)
+    td_tensor_release(m->buffers[i].tensor);
+  for (int i = 0; i < m->n_children; i++)
+    td_module_destroy(m->children[i]);
   td_free(m->params);
   td_free(m->buffers);
   td_free(m->children);
@@ -51,7 +54,8 @@ td_status td_module_forward(td_module *m, td_tensor *x, td_tensor **out) {
 
 void td_module_train(td_module *m, bool training) {
   m->training = training;
-  for (int i = 0; i < m->n_children; i++) td_module_train(m->children[i], training);
+  for (int i = 0; i < m->n_children; i++)
+    td_module_train(m->children[i], training);
 }
 
 /* ---- building ----------------------------------------------------------- */
@@ -69,11 +73,11 @@ static td_status reserve_one(void **items, int *cap, int count, size_t elem, con
   return TD_OK;
 }
 
-td_status td_module_add_parameter(td_module *m, const char *name, int ndim,
-                                  const int64_t *shape, td_tensor **param) {
+td_status td_module_add_parameter(td_module *m, const char *name, int ndim, const int64_t *shape,
+                                  td_tensor **param) {
   *param = NULL;
-  td_status st = reserve_one((void **)&m->params, &m->cap_params, m->n_params,
-                             sizeof *m->params, "module parameters");
+  td_status st = reserve_one((void **)&m->params, &m->cap_params, m->n_params, sizeof *m->params,
+                             "module parameters");
   if (st) return st;
   td_tensor *t;
   if ((st = td_tensor_zeros(TD_FLOAT32, ndim, shape, &t))) {
@@ -144,8 +148,8 @@ td_status td_module_add_child(td_module *m, const char *key, td_module *child) {
                   m->vt->kind, key, TD_MODULE_MAX_DEPTH);
     goto fail;
   }
-  if ((st = reserve_one((void **)&m->children, &m->cap_children, m->n_children,
-                        sizeof *m->children, "module children")))
+  if ((st = reserve_one((void **)&m->children, &m->cap_children, m->n_children, sizeof *m->children,
+                        "module children")))
     goto fail;
   size_t n = strlen(key) + 1;
   child->key = td_alloc(n, "module key");
@@ -166,20 +170,25 @@ fail:
 
 int64_t td_module_num_parameters(const td_module *m) {
   int64_t n = 0;
-  for (int i = 0; i < m->n_params; i++) n += m->params[i].tensor->numel;
-  for (int i = 0; i < m->n_children; i++) n += td_module_num_parameters(m->children[i]);
+  for (int i = 0; i < m->n_params; i++)
+    n += m->params[i].tensor->numel;
+  for (int i = 0; i < m->n_children; i++)
+    n += td_module_num_parameters(m->children[i]);
   return n;
 }
 
 static int count_parameters(const td_module *m) {
   int n = m->n_params;
-  for (int i = 0; i < m->n_children; i++) n += count_parameters(m->children[i]);
+  for (int i = 0; i < m->n_children; i++)
+    n += count_parameters(m->children[i]);
   return n;
 }
 
 static void collect_parameters(const td_module *m, td_tensor **out, int *n) {
-  for (int i = 0; i < m->n_params; i++) out[(*n)++] = m->params[i].tensor;
-  for (int i = 0; i < m->n_children; i++) collect_parameters(m->children[i], out, n);
+  for (int i = 0; i < m->n_params; i++)
+    out[(*n)++] = m->params[i].tensor;
+  for (int i = 0; i < m->n_children; i++)
+    collect_parameters(m->children[i], out, n);
 }
 
 td_status td_module_parameters(const td_module *m, td_tensor ***params, int *n) {
@@ -273,15 +282,15 @@ td_status td_module_state_dict(const td_module *m, td_tensor_map *out) {
 }
 
 void td_module_list_free(td_module_list *list) {
-  for (int i = 0; i < list->count; i++) td_free(list->items[i].name);
+  for (int i = 0; i < list->count; i++)
+    td_free(list->items[i].name);
   td_free(list->items);
   memset(list, 0, sizeof *list);
 }
 
-static td_status list_push(td_module_list *list, const char *name, size_t name_len,
-                           td_module *m) {
-  td_status st = reserve_one((void **)&list->items, &list->cap, list->count,
-                             sizeof *list->items, "module list");
+static td_status list_push(td_module_list *list, const char *name, size_t name_len, td_module *m) {
+  td_status st = reserve_one((void **)&list->items, &list->cap, list->count, sizeof *list->items,
+                             "module list");
   if (st) return st;
   char *copy = td_alloc(name_len + 1, "module name");
   if (!copy) return TD_ERR_NO_MEMORY;
@@ -373,6 +382,8 @@ td_status td_layer_check_nchw(const char *kind, const td_tensor *x, int64_t chan
 
 td_status td_layer_need_rng(const char *kind, const td_rng *rng) {
   if (rng) return TD_OK;
-  return td_error(TD_ERR_INVALID_ARGUMENT, "%s: a random generator is needed for the initial "
-                                           "weights, got NULL", kind);
+  return td_error(TD_ERR_INVALID_ARGUMENT,
+                  "%s: a random generator is needed for the initial "
+                  "weights, got NULL",
+                  kind);
 }

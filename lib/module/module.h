@@ -136,11 +136,11 @@ td_status td_module_state_dict(const td_module *m, td_tensor_map *out);
 /* What load_state_dict found. Every string is owned; free with
  * td_load_result_free. A zeroed struct is valid and empty. */
 typedef struct td_load_result {
-  char **missing_keys;    /* the module has them, the dict does not */
+  char **missing_keys; /* the module has them, the dict does not */
   int n_missing;
   char **unexpected_keys; /* the dict has them, the module does not */
   int n_unexpected;
-  char **mismatched;      /* "0.weight: expected float32 [2,3], got float32 [3,2]" */
+  char **mismatched; /* "0.weight: expected float32 [2,3], got float32 [3,2]" */
   int n_mismatched;
 } td_load_result;
 
@@ -169,8 +169,8 @@ td_module *td_module_alloc(const td_module_vtable *vt, size_t size);
 
 /* Creates a zero-filled float32 parameter named `name` (a string literal) and
  * registers it; *param is a borrowed pointer to it (owned by m). */
-td_status td_module_add_parameter(td_module *m, const char *name, int ndim,
-                                  const int64_t *shape, td_tensor **param);
+td_status td_module_add_parameter(td_module *m, const char *name, int ndim, const int64_t *shape,
+                                  td_tensor **param);
 /* Registers an existing tensor as a buffer under `name` (a string literal);
  * the module retains it. */
 td_status td_module_add_buffer(td_module *m, const char *name, td_tensor *buffer);

@@ -29,8 +29,9 @@ static td_status batch_norm_forward(td_module *m, td_tensor *x, td_tensor **out)
     return td_error(TD_ERR_INVALID_ARGUMENT, "%s: expected input %s, got shape %s", kind,
                     is_2d ? "[N,C,H,W]" : "[N,C] or [N,C,L]", td_tensor_shape_str(s, x));
   if (x->shape[1] != b->num_features)
-    return td_error(TD_ERR_INVALID_ARGUMENT, "%s: input has %lld %s, expected %lld (input shape %s)",
-                    kind, (long long)x->shape[1], is_2d ? "channels" : "features",
+    return td_error(TD_ERR_INVALID_ARGUMENT,
+                    "%s: input has %lld %s, expected %lld (input shape %s)", kind,
+                    (long long)x->shape[1], is_2d ? "channels" : "features",
                     (long long)b->num_features, td_tensor_shape_str(s, x));
   bool tracking = b->running_mean != NULL;
   /* Without running statistics PyTorch normalises with the batch's even in
@@ -104,10 +105,8 @@ static td_status batch_norm_create(const td_module_vtable *vt, const td_batch_no
       goto fail;
   }
   if (!cfg->no_running_stats) {
-    if ((st = add_new_buffer(&b->base, "running_mean", TD_FLOAT32, 1, c, 0.0,
-                             &b->running_mean)) ||
-        (st = add_new_buffer(&b->base, "running_var", TD_FLOAT32, 1, c, 1.0,
-                             &b->running_var)) ||
+    if ((st = add_new_buffer(&b->base, "running_mean", TD_FLOAT32, 1, c, 0.0, &b->running_mean)) ||
+        (st = add_new_buffer(&b->base, "running_var", TD_FLOAT32, 1, c, 1.0, &b->running_var)) ||
         (st = add_new_buffer(&b->base, "num_batches_tracked", TD_INT64, 0, c, 0.0,
                              &b->num_batches_tracked)))
       goto fail;
@@ -143,7 +142,8 @@ static td_status layer_norm_forward(td_module *m, td_tensor *x, td_tensor **out)
   if (st) return st;
   int nd = l->normalized_ndim;
   bool ok = x->ndim >= nd;
-  for (int i = 0; ok && i < nd; i++) ok = x->shape[x->ndim - nd + i] == l->normalized_shape[i];
+  for (int i = 0; ok && i < nd; i++)
+    ok = x->shape[x->ndim - nd + i] == l->normalized_shape[i];
   if (!ok) {
     char s[TD_SHAPE_STR_MAX], n[TD_SHAPE_STR_MAX];
     return td_error(TD_ERR_INVALID_ARGUMENT,
@@ -175,7 +175,8 @@ td_status td_module_layer_norm(const td_layer_norm_config *cfg, td_module **out)
   layer_norm_module *l = (layer_norm_module *)td_module_alloc(&layer_norm_vt, sizeof *l);
   if (!l) return TD_ERR_NO_MEMORY;
   l->normalized_ndim = nd;
-  for (int i = 0; i < nd; i++) l->normalized_shape[i] = cfg->normalized_shape[i];
+  for (int i = 0; i < nd; i++)
+    l->normalized_shape[i] = cfg->normalized_shape[i];
   l->eps = eps;
   if (!cfg->no_elementwise_affine) {
     if ((st = td_module_add_parameter(&l->base, "weight", nd, l->normalized_shape, &l->weight)) ||

@@ -11,16 +11,16 @@ typedef struct pool2d_module {
 
 static td_status max_pool2d_forward(td_module *m, td_tensor *x, td_tensor **out) {
   pool2d_module *p = (pool2d_module *)m;
-  td_status st = td_layer_check_nchw("max_pool2d", x, 0, p->params.kernel[0],
-                                     p->params.padding[0], 1);
+  td_status st =
+      td_layer_check_nchw("max_pool2d", x, 0, p->params.kernel[0], p->params.padding[0], 1);
   if (st) return st;
   return td_max_pool2d(x, &p->params, out);
 }
 
 static td_status avg_pool2d_forward(td_module *m, td_tensor *x, td_tensor **out) {
   pool2d_module *p = (pool2d_module *)m;
-  td_status st = td_layer_check_nchw("avg_pool2d", x, 0, p->params.kernel[0],
-                                     p->params.padding[0], 1);
+  td_status st =
+      td_layer_check_nchw("avg_pool2d", x, 0, p->params.kernel[0], p->params.padding[0], 1);
   if (st) return st;
   return td_avg_pool2d(x, &p->params, out);
 }

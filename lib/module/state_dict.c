@@ -4,13 +4,16 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "module/module.h"
 #include "module/internal.h"
+#include "module/module.h"
 
 void td_load_result_free(td_load_result *r) {
-  for (int i = 0; i < r->n_missing; i++) td_free(r->missing_keys[i]);
-  for (int i = 0; i < r->n_unexpected; i++) td_free(r->unexpected_keys[i]);
-  for (int i = 0; i < r->n_mismatched; i++) td_free(r->mismatched[i]);
+  for (int i = 0; i < r->n_missing; i++)
+    td_free(r->missing_keys[i]);
+  for (int i = 0; i < r->n_unexpected; i++)
+    td_free(r->unexpected_keys[i]);
+  for (int i = 0; i < r->n_mismatched; i++)
+    td_free(r->mismatched[i]);
   td_free(r->missing_keys);
   td_free(r->unexpected_keys);
   td_free(r->mismatched);
@@ -36,8 +39,8 @@ static td_status push_mismatch(td_load_result *r, const char *key, const td_tens
                      td_tensor_shape_str(b, got));
   char *s = td_alloc((size_t)len + 1, "load_state_dict message");
   if (!s) return TD_ERR_NO_MEMORY;
-  snprintf(s, (size_t)len + 1, "%s: expected %s %s, got %s %s", key, td_dtype_name(want->dtype),
-           a, td_dtype_name(got->dtype), b);
+  snprintf(s, (size_t)len + 1, "%s: expected %s %s, got %s %s", key, td_dtype_name(want->dtype), a,
+           td_dtype_name(got->dtype), b);
   r->mismatched[r->n_mismatched++] = s;
   return TD_OK;
 }
@@ -47,8 +50,7 @@ static bool same_layout(const td_tensor *a, const td_tensor *b) {
 }
 
 /* Compares the module's tensors with the dict and fills r (zeroed). */
-static td_status compare(const td_tensor_map *want, const td_tensor_map *state,
-                         td_load_result *r) {
+static td_status compare(const td_tensor_map *want, const td_tensor_map *state, td_load_result *r) {
   size_t nw = want->count ? want->count : 1, ns = state->count ? state->count : 1;
   r->missing_keys = td_calloc(nw, sizeof(char *), "load_state_dict");
   r->mismatched = td_calloc(nw, sizeof(char *), "load_state_dict");
@@ -101,7 +103,8 @@ static void msg_add(msg_buf *b, const char *fmt, ...) {
 
 /* `label` before the first item, ", " between quoted keys. */
 static void msg_keys(msg_buf *b, const char *label, char **keys, int n) {
-  for (int i = 0; i < n; i++) msg_add(b, "%s'%s'", i ? ", " : label, keys[i]);
+  for (int i = 0; i < n; i++)
+    msg_add(b, "%s'%s'", i ? ", " : label, keys[i]);
 }
 
 /* "load_state_dict: 1 missing key, 2 with the wrong shape or dtype: missing
@@ -134,7 +137,8 @@ static td_status load_error(const td_load_result *r, bool strict) {
     sep = "; ";
   }
   /* Mismatch texts contain commas themselves, so these are split by "; ". */
-  for (int i = 0; i < nbad; i++) msg_add(&b, "%s%s", i ? "; " : sep, r->mismatched[i]);
+  for (int i = 0; i < nbad; i++)
+    msg_add(&b, "%s%s", i ? "; " : sep, r->mismatched[i]);
   return td_error(TD_ERR_INVALID_ARGUMENT, "%s", b.text);
 }
 

@@ -28,8 +28,12 @@ static inline td_module *mk_linear(int64_t in, int64_t out, bool bias, td_rng *r
 
 static inline td_module *mk_conv(int64_t in, int64_t out, int k, int stride, int pad, bool bias,
                                  td_rng *rng) {
-  td_conv2d_config c = {.in_channels = in, .out_channels = out, .kernel_size = k,
-                        .stride = stride, .padding = pad, .no_bias = !bias};
+  td_conv2d_config c = {.in_channels = in,
+                        .out_channels = out,
+                        .kernel_size = k,
+                        .stride = stride,
+                        .padding = pad,
+                        .no_bias = !bias};
   td_module *m;
   OK(td_module_conv2d(&c, rng, &m));
   return m;

@@ -1,11 +1,11 @@
 /* test_module.c - the Module tree: keys, parameters, state_dict and
  * load_state_dict, initialisation, constructor errors, and the input checks
  * that fail before any op runs. Forward computations: test_module_forward.c. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <math.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -129,14 +129,10 @@ static td_module *mk_mixed(td_rng *rng) {
 }
 
 static const key_spec mixed_keys[] = {
-    {"0.weight", "float32", "[4,8]"},
-    {"0.bias", "float32", "[4]"},
-    {"2.0.weight", "float32", "[4]"},
-    {"2.0.bias", "float32", "[4]"},
-    {"2.1.weight", "float32", "[3,2]"},
-    {"3.running_mean", "float32", "[4]"},
-    {"3.running_var", "float32", "[4]"},
-    {"3.num_batches_tracked", "int64", "[]"},
+    {"0.weight", "float32", "[4,8]"},    {"0.bias", "float32", "[4]"},
+    {"2.0.weight", "float32", "[4]"},    {"2.0.bias", "float32", "[4]"},
+    {"2.1.weight", "float32", "[3,2]"},  {"3.running_mean", "float32", "[4]"},
+    {"3.running_var", "float32", "[4]"}, {"3.num_batches_tracked", "int64", "[]"},
     {"head.weight", "float32", "[2,4]"},
 };
 
@@ -150,10 +146,11 @@ static void test_mixed_names_modules_and_buffers(void **state) {
   assert_keys(&sd, mixed_keys, sizeof mixed_keys / sizeof *mixed_keys);
 
   OK(td_module_named_parameters(net, &params));
-  const char *pnames[] = {"0.weight", "0.bias", "2.0.weight", "2.0.bias", "2.1.weight",
-                          "head.weight"};
+  const char *pnames[] = {"0.weight", "0.bias",     "2.0.weight",
+                          "2.0.bias", "2.1.weight", "head.weight"};
   assert_int_equal(params.count, 6);
-  for (int i = 0; i < 6; i++) assert_string_equal(params.entries[i].name, pnames[i]);
+  for (int i = 0; i < 6; i++)
+    assert_string_equal(params.entries[i].name, pnames[i]);
   OK(td_module_named_buffers(net, &buffers));
   assert_int_equal(buffers.count, 3);
   assert_string_equal(buffers.entries[0].name, "3.running_mean");
@@ -219,13 +216,15 @@ static void test_parameters_array_and_attach(void **state) {
   td_tensor_map named;
   OK(td_module_named_parameters(net, &named));
   assert_int_equal(n, (int)named.count);
-  for (int i = 0; i < n; i++) assert_ptr_equal(ps[i], named.entries[i].tensor);
+  for (int i = 0; i < n; i++)
+    assert_ptr_equal(ps[i], named.entries[i].tensor);
 
   td_grad_manager *gm;
   OK(td_gm_create(&gm));
   OK(td_module_attach(net, gm));
   assert_int_equal(td_gm_num_attached(gm), n);
-  for (int i = 0; i < n; i++) assert_ptr_equal(td_gm_attached(gm, i), ps[i]);
+  for (int i = 0; i < n; i++)
+    assert_ptr_equal(td_gm_attached(gm, i), ps[i]);
   td_gm_destroy(gm);
 
   td_module *act = mk_relu();
@@ -248,11 +247,14 @@ static void test_train_eval_is_recursive(void **state) {
   td_module *net = mk_resnet_tiny(&rng);
   td_module_list mods;
   OK(td_module_named_modules(net, &mods));
-  for (int i = 0; i < mods.count; i++) assert_true(mods.items[i].module->training);
+  for (int i = 0; i < mods.count; i++)
+    assert_true(mods.items[i].module->training);
   td_module_eval(net);
-  for (int i = 0; i < mods.count; i++) assert_false(mods.items[i].module->training);
+  for (int i = 0; i < mods.count; i++)
+    assert_false(mods.items[i].module->training);
   td_module_train(net, true);
-  for (int i = 0; i < mods.count; i++) assert_true(mods.items[i].module->training);
+  for (int i = 0; i < mods.count; i++)
+    assert_true(mods.items[i].module->training);
   td_module_list_free(&mods);
   td_module_destroy(net);
 }
@@ -288,9 +290,11 @@ static void test_layer_layouts(void **state) {
   const char *names[] = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"};
   const float vals[] = {1, 0, 0, 1};
   assert_int_equal(sd.count, 5);
-  for (int i = 0; i < 5; i++) assert_string_equal(sd.entries[i].name, names[i]);
+  for (int i = 0; i < 5; i++)
+    assert_string_equal(sd.entries[i].name, names[i]);
   for (int i = 0; i < 4; i++)
-    for (int j = 0; j < 3; j++) assert_float_equal(td_tensor_f32(sd.entries[i].tensor)[j], vals[i], 0);
+    for (int j = 0; j < 3; j++)
+      assert_float_equal(td_tensor_f32(sd.entries[i].tensor)[j], vals[i], 0);
   td_tensor *nbt = sd.entries[4].tensor;
   assert_int_equal(nbt->dtype, TD_INT64);
   assert_int_equal(nbt->ndim, 0);
@@ -331,7 +335,8 @@ static stats stats_of(const td_tensor *t) {
     if (p[i] > s.max) s.max = p[i];
   }
   s.mean /= (double)t->numel;
-  for (int64_t i = 0; i < t->numel; i++) s.var += (p[i] - s.mean) * (p[i] - s.mean);
+  for (int64_t i = 0; i < t->numel; i++)
+    s.var += (p[i] - s.mean) * (p[i] - s.mean);
   s.var /= (double)t->numel;
   return s;
 }
@@ -453,7 +458,8 @@ static uint64_t version_sum(const td_module *m) {
   td_tensor_map sd;
   OK(td_module_state_dict(m, &sd));
   uint64_t v = 0;
-  for (size_t i = 0; i < sd.count; i++) v += td_tensor_version(sd.entries[i].tensor);
+  for (size_t i = 0; i < sd.count; i++)
+    v += td_tensor_version(sd.entries[i].tensor);
   td_tensor_map_free(&sd);
   return v;
 }
@@ -479,7 +485,8 @@ static void test_load_roundtrip_keeps_parameter_handles(void **state) {
    * every copy bumped a version. */
   td_tensor **after;
   OK(td_module_parameters(b, &after, &n));
-  for (int i = 0; i < n; i++) assert_ptr_equal(before[i], after[i]);
+  for (int i = 0; i < n; i++)
+    assert_ptr_equal(before[i], after[i]);
   assert_int_equal(version_sum(b), v0 + sa.count);
   /* NULL result is allowed. */
   OK(td_module_load_state_dict(b, &sa, true, NULL));
@@ -638,12 +645,12 @@ static void test_load_message_is_bounded(void **state) {
 
 /* ---- constructor errors ---------------------------------------------------- */
 
-#define EXPECT_CTOR_ERROR(call, part)                       \
-  do {                                                      \
-    td_module *m_ = (td_module *)&rng;                      \
-    assert_int_equal(call(&m_), TD_ERR_INVALID_ARGUMENT);   \
-    assert_null(m_);                                        \
-    assert_msg_has(part);                                   \
+#define EXPECT_CTOR_ERROR(call, part)                                                              \
+  do {                                                                                             \
+    td_module *m_ = (td_module *)&rng;                                                             \
+    assert_int_equal(call(&m_), TD_ERR_INVALID_ARGUMENT);                                          \
+    assert_null(m_);                                                                               \
+    assert_msg_has(part);                                                                          \
   } while (0)
 
 static td_rng rng;
@@ -674,7 +681,8 @@ static void test_constructor_errors(void **state) {
   (void)state;
   td_rng_seed(&rng, 16);
   lin_cfg = (td_linear_config){.in_features = 0, .out_features = 5};
-  EXPECT_CTOR_ERROR(new_linear, "linear: in_features and out_features must be positive, got 0 and 5");
+  EXPECT_CTOR_ERROR(new_linear,
+                    "linear: in_features and out_features must be positive, got 0 and 5");
   lin_cfg = (td_linear_config){.in_features = 3, .out_features = -2};
   EXPECT_CTOR_ERROR(new_linear, "got 3 and -2");
   lin_cfg.out_features = 2;
@@ -741,7 +749,8 @@ static void test_constructor_errors(void **state) {
   EXPECT_CTOR_ERROR(new_adapt, "adaptive_avg_pool2d: output size must be positive, got 0x1");
 
   emb_cfg = (td_embedding_config){.num_embeddings = 0, .embedding_dim = 4};
-  EXPECT_CTOR_ERROR(new_emb, "embedding: num_embeddings and embedding_dim must be positive, got 0 and 4");
+  EXPECT_CTOR_ERROR(new_emb,
+                    "embedding: num_embeddings and embedding_dim must be positive, got 0 and 4");
 
   drop_p = -0.1f;
   EXPECT_CTOR_ERROR(new_drop, "dropout: p must be between 0 and 1, got -0.1");
@@ -902,8 +911,8 @@ static void test_forward_shape_checks(void **state) {
                        "conv2d: kernel 5x5 is larger than the padded input 3x3 "
                        "(input shape [1,3,3,3], padding 0)");
   td_module_destroy(conv);
-  td_conv2d_config dil = {.in_channels = 3, .out_channels = 3, .kernel_size = 3, .padding = 1,
-                          .dilation = 2};
+  td_conv2d_config dil = {
+      .in_channels = 3, .out_channels = 3, .kernel_size = 3, .padding = 1, .dilation = 2};
   OK(td_module_conv2d(&dil, &rng, &conv));
   int64_t tiny[] = {1, 3, 2, 2};
   expect_forward_error(conv, TD_FLOAT32, 4, tiny,

@@ -2,11 +2,11 @@
  * hand-checked inputs, train/eval behaviour (BatchNorm's running statistics,
  * Dropout), op errors carrying the layer path, and a training step through
  * the GradManager. Needs the op families. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,8 +53,7 @@ static void assert_values(const td_tensor *t, const float *expected, float tol) 
 
 /* ---- output shapes --------------------------------------------------------- */
 
-static void expect_shape(td_module *m, int ndim, const int64_t *in, const char *out,
-                         td_rng *rng) {
+static void expect_shape(td_module *m, int ndim, const int64_t *in, const char *out, td_rng *rng) {
   td_tensor *x = random_input(rng, ndim, in);
   for (int mode = 0; mode < 2; mode++) {
     td_module_train(m, mode == 0);
@@ -77,12 +76,15 @@ static void test_output_shapes(void **state) {
 
   int64_t img[] = {2, 3, 32, 32}, img9[] = {1, 4, 9, 9};
   expect_shape(mk_conv(3, 16, 3, 1, 1, true, &rng), 4, img, "[2,16,32,32]", &rng);
-  td_conv2d_config grouped = {.in_channels = 4, .out_channels = 8, .kernel_size = 3, .stride = 2,
-                              .padding = 1, .groups = 2};
+  td_conv2d_config grouped = {.in_channels = 4,
+                              .out_channels = 8,
+                              .kernel_size = 3,
+                              .stride = 2,
+                              .padding = 1,
+                              .groups = 2};
   OK(td_module_conv2d(&grouped, &rng, &m));
   expect_shape(m, 4, img9, "[1,8,5,5]", &rng);
-  td_conv2d_config dilated = {.in_channels = 4, .out_channels = 2, .kernel_size = 3,
-                              .dilation = 2};
+  td_conv2d_config dilated = {.in_channels = 4, .out_channels = 2, .kernel_size = 3, .dilation = 2};
   OK(td_module_conv2d(&dilated, &rng, &m));
   expect_shape(m, 4, img9, "[1,2,5,5]", &rng);
 
@@ -104,7 +106,7 @@ static void test_output_shapes(void **state) {
   OK(td_module_leaky_relu(TD_LEAKY_RELU_DEFAULT_SLOPE, &m));
   expect_shape(m, 3, any, "[2,3,4]", &rng);
   td_status (*plain[])(td_module **) = {td_module_sigmoid, td_module_tanh, td_module_gelu,
-                                         td_module_silu, td_module_identity};
+                                        td_module_silu, td_module_identity};
   for (size_t i = 0; i < sizeof plain / sizeof *plain; i++) {
     OK(plain[i](&m));
     expect_shape(m, 3, any, "[2,3,4]", &rng);
@@ -144,7 +146,8 @@ static void test_output_shapes(void **state) {
   assert_shape(y, "[2,5,3]");
   /* row 7 of the table is the output at [1, 2] */
   const float *w = td_tensor_f32(m->params[0].tensor);
-  for (int j = 0; j < 3; j++) assert_float_equal(td_tensor_f32(y)[7 * 3 + j], w[7 * 3 + j], 0);
+  for (int j = 0; j < 3; j++)
+    assert_float_equal(td_tensor_f32(y)[7 * 3 + j], w[7 * 3 + j], 0);
   td_tensor_release(y);
   td_tensor_release(ids);
   td_tensor_release(ids2);
@@ -270,21 +273,24 @@ static void test_activation_values(void **state) {
 
   OK(td_module_leaky_relu(0.1f, &m));
   y = run(m, x);
-  for (int i = 0; i < 4; i++) want[i] = xv[i] > 0 ? xv[i] : 0.1f * xv[i];
+  for (int i = 0; i < 4; i++)
+    want[i] = xv[i] > 0 ? xv[i] : 0.1f * xv[i];
   assert_values(y, want, 1e-6f);
   td_tensor_release(y);
   td_module_destroy(m);
 
   OK(td_module_gelu(&m));
   y = run(m, x);
-  for (int i = 0; i < 4; i++) want[i] = 0.5f * xv[i] * (1 + erff(xv[i] / sqrtf(2)));
+  for (int i = 0; i < 4; i++)
+    want[i] = 0.5f * xv[i] * (1 + erff(xv[i] / sqrtf(2)));
   assert_values(y, want, 1e-5f);
   td_tensor_release(y);
   td_module_destroy(m);
 
   OK(td_module_silu(&m));
   y = run(m, x);
-  for (int i = 0; i < 4; i++) want[i] = xv[i] / (1 + expf(-xv[i]));
+  for (int i = 0; i < 4; i++)
+    want[i] = xv[i] / (1 + expf(-xv[i]));
   assert_values(y, want, 1e-5f);
   td_tensor_release(y);
   td_module_destroy(m);
@@ -292,8 +298,10 @@ static void test_activation_values(void **state) {
   OK(td_module_softmax(1, &m));
   y = run(m, x);
   float z = 0;
-  for (int i = 0; i < 4; i++) z += expf(xv[i]);
-  for (int i = 0; i < 4; i++) want[i] = expf(xv[i]) / z;
+  for (int i = 0; i < 4; i++)
+    z += expf(xv[i]);
+  for (int i = 0; i < 4; i++)
+    want[i] = expf(xv[i]) / z;
   assert_values(y, want, 1e-6f);
   td_tensor_release(y);
   td_module_destroy(m);
@@ -325,7 +333,8 @@ static void test_batch_norm_train_and_eval(void **state) {
    * by momentum 0.1 (unbiased variance), one more batch tracked. */
   td_tensor *y = run(bn, x);
   float want[8];
-  for (int i = 0; i < 8; i++) want[i] = (xv[i] - mean[i % 2]) / sqrtf(var[i % 2] + 1e-5f);
+  for (int i = 0; i < 8; i++)
+    want[i] = (xv[i] - mean[i % 2]) / sqrtf(var[i % 2] + 1e-5f);
   assert_values(y, want, 1e-5f);
   td_tensor_release(y);
   const float rm1[] = {0.25f, 2.5f};
@@ -337,7 +346,8 @@ static void test_batch_norm_train_and_eval(void **state) {
   /* Eval: running statistics, and nothing changes. */
   td_module_eval(bn);
   y = run(bn, x);
-  for (int i = 0; i < 8; i++) want[i] = (xv[i] - rm1[i % 2]) / sqrtf(rv1[i % 2] + 1e-5f);
+  for (int i = 0; i < 8; i++)
+    want[i] = (xv[i] - rm1[i % 2]) / sqrtf(rv1[i % 2] + 1e-5f);
   assert_values(y, want, 1e-5f);
   td_tensor_release(y);
   assert_values(rm, rm1, 0);
@@ -362,7 +372,8 @@ static void test_batch_norm_train_and_eval(void **state) {
   OK(td_module_batch_norm1d(&plain, &bn));
   td_module_eval(bn);
   y = run(bn, x);
-  for (int i = 0; i < 8; i++) want[i] = (xv[i] - mean[i % 2]) / sqrtf(var[i % 2] + 1e-5f);
+  for (int i = 0; i < 8; i++)
+    want[i] = (xv[i] - mean[i % 2]) / sqrtf(var[i % 2] + 1e-5f);
   assert_values(y, want, 1e-5f);
   td_tensor_release(y);
   td_module_destroy(bn);
@@ -414,14 +425,16 @@ static void test_dropout_train_and_eval(void **state) {
 
   td_module_eval(a);
   ya = run(a, x);
-  for (int64_t i = 0; i < n; i++) assert_float_equal(td_tensor_f32(ya)[i], 1.0f, 0);
+  for (int64_t i = 0; i < n; i++)
+    assert_float_equal(td_tensor_f32(ya)[i], 1.0f, 0);
   td_tensor_release(ya);
   td_module_destroy(a);
   td_module_destroy(b);
 
   OK(td_module_dropout(1.0f, &r1, &a));
   ya = run(a, x);
-  for (int64_t i = 0; i < n; i++) assert_float_equal(td_tensor_f32(ya)[i], 0.0f, 0);
+  for (int64_t i = 0; i < n; i++)
+    assert_float_equal(td_tensor_f32(ya)[i], 0.0f, 0);
   td_tensor_release(ya);
   td_module_destroy(a);
   td_tensor_release(x);
@@ -455,7 +468,8 @@ static void test_op_errors_carry_the_layer_path(void **state) {
   seq_add(net, "act", inner);
   OK(td_tensor_from_data(TD_INT64, 1, s, ids, &x));
   assert_int_equal(td_module_forward(net, x, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_true(strncmp(td_error_message(), "sequential: sequential 'act': relu '0': relu: ", 46) == 0);
+  assert_true(strncmp(td_error_message(), "sequential: sequential 'act': relu '0': relu: ", 46) ==
+              0);
   td_tensor_release(x);
   td_module_destroy(net);
 }
