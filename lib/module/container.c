@@ -30,7 +30,7 @@ td_status td_module_sequential(td_module **out) {
 
 td_status td_sequential_append(td_module *seq, const char *name, td_module *child) {
   if (seq->vt != &sequential_vt) {
-    td_module_destroy(child);
+    if (!child->parent) td_module_destroy(child);
     return td_error(TD_ERR_INVALID_ARGUMENT,
                     "sequential_append: the parent is a %s, not a "
                     "sequential",

@@ -30,13 +30,15 @@
 td_status td_module_sequential(td_module **out);
 /* Appends child to seq. Its key is `name` when non-NULL and non-empty, else
  * its index among seq's children ("0", "1", ...). Takes ownership of child in
- * every case (destroyed on failure). */
+ * every case (destroyed on failure); a child already in a tree is refused and
+ * left there. */
 td_status td_sequential_append(td_module *seq, const char *name, td_module *child);
 
 /* output = body(x) + shortcut(x); shortcut NULL means identity (and adds no
- * state-dict keys). The two outputs must have the same shape. Children are
- * keyed "body" and "shortcut". Takes ownership of body and shortcut in every
- * case. */
+ * state-dict keys). The two outputs must have the same shape (no
+ * broadcasting: a mismatch is a bug in the model, reported with both shapes).
+ * Children are keyed "body" and "shortcut". Takes ownership of body and
+ * shortcut in every case, as td_sequential_append does. */
 td_status td_module_residual(td_module *body, td_module *shortcut, td_module **out);
 
 /* ---- linear and convolution ------------------------------------------- */
