@@ -994,6 +994,26 @@ static void test_forward_shape_checks(void **state) {
   td_module_destroy(soft);
 }
 
+/* Modules that compute nothing hand back the input itself (nn.Identity and
+ * an empty nn.Sequential return their argument). */
+static void test_empty_sequential_and_identity_pass_input(void **state) {
+  (void)state;
+  int64_t s[] = {2, 3};
+  td_tensor *x = input(TD_FLOAT32, 2, s), *y;
+  td_module *seq = mk_seq();
+  OK(td_module_forward(seq, x, &y));
+  assert_ptr_equal(y, x);
+  td_tensor_release(y);
+  seq_add(seq, NULL, mk_identity());
+  seq_add(seq, NULL, mk_identity());
+  OK(td_module_forward(seq, x, &y));
+  assert_ptr_equal(y, x);
+  td_tensor_release(y);
+  assert_int_equal(x->refcount, 1);
+  td_module_destroy(seq);
+  td_tensor_release(x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resnet_state_dict_keys_match_torch),
@@ -1013,6 +1033,7 @@ int main(void) {
       cmocka_unit_test(test_depth_limit),
       cmocka_unit_test(test_forward_errors_name_the_layer_path),
       cmocka_unit_test(test_forward_shape_checks),
+      cmocka_unit_test(test_empty_sequential_and_identity_pass_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
