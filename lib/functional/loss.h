@@ -1,8 +1,10 @@
 /* loss.h - loss functions, PyTorch semantics.
  *
  * Class targets are int64 indices; a target outside [0, C) is
- * TD_ERR_OUT_OF_RANGE naming the sample and the value. Only the prediction
- * (first input) gets a gradient; targets never do.
+ * TD_ERR_OUT_OF_RANGE naming the sample and the value (ignore_index is not
+ * supported). Class targets never get a gradient. A float target (mse, l1,
+ * bce) normally is not tracked either; if it is, it gets its true gradient,
+ * as in PyTorch, rather than a silently wrong zero.
  */
 #ifndef TD_FUNCTIONAL_LOSS_H
 #define TD_FUNCTIONAL_LOSS_H

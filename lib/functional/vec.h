@@ -1,0 +1,117 @@
+/* vec.h - helpers for kernels that GCC vectorizes at -O2. Internal to lib/functional.
+ *
+ * GCC 12 at -O2 vectorizes with its "very-cheap" cost model: a loop is
+ * vectorized only when the vector code replaces it entirely, i.e. when its
+ * trip count is a known multiple of the vector width. A plain
+ * `for (i = 0; i < n; i++)` therefore stays scalar. TD_VLOOP runs the body
+ * over blocks of exactly 8 (which vectorize) and then a scalar tail. Pointers
+ * the body reads and writes should be `restrict`, since very-cheap also
+ * refuses runtime alias checks.
+ */
+#ifndef TD_FUNCTIONAL_VEC_H
+#define TD_FUNCTIONAL_VEC_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* Marks a kernel whose loops rely on its `restrict` parameters: when GCC 12
+ * inlines such a function into a caller it can lose the no-alias guarantee,
+ * and the loops then need a runtime alias check that -O2 will not emit. */
+#define TD_KERNEL __attribute__((noinline))
+
+/* for (int64_t i = 0; i < n; i++) { body }, vectorizable at -O2. */
+#define TD_VLOOP(i, n, ...)                                                                        \
+  do {                                                                                             \
+    const int64_t vloop_n_ = (n), vloop_end_ = vloop_n_ - vloop_n_ % 8;                            \
+    for (int64_t vloop_b_ = 0; vloop_b_ < vloop_end_; vloop_b_ += 8)                               \
+      for (int64_t i = vloop_b_; i < vloop_b_ + 8; i++) {                                          \
+        __VA_ARGS__;                                                                               \
+      }                                                                                            \
+    for (int64_t i = vloop_end_; i < vloop_n_; i++) {                                              \
+      __VA_ARGS__;                                                                                 \
+    }                                                                                              \
+  } while (0)
+
+/* Sum of n floats in double. Eight independent lanes let the loop vectorize
+ * (a single accumulator would serialise on the add latency), and double keeps
+ * long sums exact to well below float32 rounding. */
+static inline double td_sum_f64(const float *x, int64_t n) {
+  double lane[8] = {0};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int j = 0; j < 8; j++)
+      lane[j] += x[k + j];
+  double s = 0;
+  for (; k < n; k++)
+    s += x[k];
+  for (int j = 0; j < 8; j++)
+    s += lane[j];
+  return s;
+}
+
+/* max (sign = 1) or min (sign = -1) of n >= 1 floats, propagating NaN as
+ * torch.amax does; eight lanes so the compare-and-select vectorizes. */
+static inline float td_extreme_f32(const float *x, int64_t n, float sign) {
+  float lane[8];
+  for (int j = 0; j < 8; j++)
+    lane[j] = x[0];
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int j = 0; j < 8; j++) {
+      float v = x[k + j];
+      lane[j] = ((sign * v > sign * lane[j]) | (v != v)) ? v : lane[j];
+    }
+  for (; k < n; k++) {
+    float v = x[k];
+    lane[0] = ((sign * v > sign * lane[0]) | (v != v)) ? v : lane[0];
+  }
+  float m = lane[0];
+  for (int j = 1; j < 8; j++)
+    m = ((sign * lane[j] > sign * m) | (lane[j] != lane[j])) ? lane[j] : m;
+  return m;
+}
+
+/* expf that vectorizes: glibc's expf is a call the vectorizer cannot use
+ * without -ffast-math. Cephes' range reduction and polynomial, within 1.5
+ * ulp of exp on [-87.3, 88.7]; results below FLT_MIN flush to 0, above
+ * FLT_MAX give inf, NaN stays NaN. The special cases are applied with bit
+ * masks rather than selects: a select lets GCC sink the arithmetic into one
+ * branch, and then the loop no longer vectorizes. */
+static inline float td_vexpf(float x) {
+  /* round(x / ln 2) by the 1.5 * 2^23 trick: no float->int conversion of
+   * out-of-range values, and no floorf (which does not vectorize). */
+  float t = x * 1.44269504088896341f + 12582912.0f;
+  float n = t - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t tb, xb;
+  memcpy(&tb, &t, 4);
+  memcpy(&xb, &x, 4);
+  int32_t ni = (tb & 0x7fffff) - 0x400000; /* the integer n, from t's mantissa */
+  ni = ni < -126 ? -126 : ni;
+  ni = ni > 128 ? 128 : ni;
+  /* 2^n as two normal factors, so that n = 128 or -126 needs no special case */
+  int32_t n1 = ni / 2, n2 = ni - n1;
+  int32_t b1 = (n1 + 127) * (1 << 23), b2 = (n2 + 127) * (1 << 23);
+  float s1, s2;
+  memcpy(&s1, &b1, 4);
+  memcpy(&s2, &b2, 4);
+  float res = p * s1 * s2;
+  int32_t rb, ax = xb & 0x7fffffff;
+  memcpy(&rb, &res, 4);
+  int32_t under = -(int32_t)((xb < 0) & (ax > 0x42aeac50)); /* x < ln FLT_MIN: 0 */
+  int32_t over = -(int32_t)((xb >= 0) & (ax > 0x42b17218)); /* x > ln FLT_MAX: inf */
+  int32_t nan = -(int32_t)(ax > 0x7f800000);
+  rb = (rb & ~(under | over | nan)) | (over & 0x7f800000) | (nan & xb);
+  memcpy(&res, &rb, 4);
+  return res;
+}
+
+#endif
