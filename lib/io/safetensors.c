@@ -179,7 +179,7 @@ static void header_put(json_t *root, size_t json_len, size_t head_len, unsigned 
 static td_status write_buffer(const td_tensor_map *m, void **buf, size_t *len) {
   json_t *root;
   uint64_t data_len;
-  size_t json_len, head_len;
+  size_t json_len = 0, head_len = 0;
   td_status st = header_json(m, &root, &data_len);
   if (st) return st;
   if ((st = header_size(root, &json_len, &head_len))) goto out;
@@ -310,7 +310,7 @@ static td_status sync_dir(const char *path) {
 static td_status write_file(const td_tensor_map *m, const char *path) {
   json_t *root;
   uint64_t data_len;
-  size_t json_len, head_len;
+  size_t json_len = 0, head_len = 0;
   /* Everything that can be refused (names, metadata) is checked before the
    * file system is touched. */
   td_status st = header_json(m, &root, &data_len);
@@ -468,7 +468,7 @@ static td_status parse_offsets(const char *key, json_t *v, st_entry *e) {
 static td_status parse_entry(const char *key, json_t *v, st_entry *e) {
   if (!json_is_object(v)) return bad("tensor '%s': entry is not an object", key);
   e->name = key;
-  uint64_t nbytes;
+  uint64_t nbytes = 0;
   td_status st;
   if ((st = parse_dtype(key, json_object_get(v, "dtype"), &e->dtype))) return st;
   if ((st = parse_shape(key, json_object_get(v, "shape"), e->dtype, e, &nbytes))) return st;

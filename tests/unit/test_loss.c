@@ -32,7 +32,7 @@ static float scalar(const td_tensor *t) {
 static void assert_msg_has(const char *a, const char *b) {
   const char *m = td_error_message();
   if (!strstr(m, a) || (b && !strstr(m, b)))
-    fail_msg("message \"%s\" lacks \"%s\"/\"%s\"", m, a, b);
+    fail_msg("message \"%s\" lacks \"%s\"/\"%s\"", m, a, b ? b : "");
 }
 
 typedef td_status (*loss_fn)(td_tensor *, td_tensor *, td_reduction, td_tensor **);

@@ -37,7 +37,7 @@ static void assert_shape(const td_tensor *t, int ndim, const int64_t *shape) {
 static void assert_msg_has(const char *a, const char *b) {
   const char *m = td_error_message();
   if (!strstr(m, a) || (b && !strstr(m, b)))
-    fail_msg("message \"%s\" lacks \"%s\"/\"%s\"", m, a, b);
+    fail_msg("message \"%s\" lacks \"%s\"/\"%s\"", m, a, b ? b : "");
 }
 
 /* ---- a naive reference: every output element scans the whole input ----- */

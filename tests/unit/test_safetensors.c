@@ -438,7 +438,7 @@ static void test_write_into_missing_dir(void **state) {
 
 /* Can a file be created in dir? */
 static int can_create_in(const char *dir) {
-  char probe[256];
+  char probe[512];
   snprintf(probe, sizeof probe, "%s/probe", dir);
   int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) return 0;
