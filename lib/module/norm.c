@@ -84,7 +84,7 @@ static td_status batch_norm_create(const td_module_vtable *vt, const td_batch_no
   if (cfg->num_features <= 0)
     return td_error(TD_ERR_INVALID_ARGUMENT, "%s: num_features must be positive, got %lld", kind,
                     (long long)cfg->num_features);
-  float eps, momentum = cfg->momentum == 0 ? DEFAULT_MOMENTUM : cfg->momentum;
+  float eps = 0, momentum = cfg->momentum == 0 ? DEFAULT_MOMENTUM : cfg->momentum;
   td_status st = resolve_eps(kind, cfg->eps, &eps);
   if (st) return st;
   if (!(momentum > 0 && momentum <= 1))
@@ -169,7 +169,7 @@ td_status td_module_layer_norm(const td_layer_norm_config *cfg, td_module **out)
                       td_shape_str(n, sizeof n, nd, cfg->normalized_shape));
     }
   }
-  float eps;
+  float eps = 0;
   td_status st = resolve_eps("layer_norm", cfg->eps, &eps);
   if (st) return st;
   layer_norm_module *l = (layer_norm_module *)td_module_alloc(&layer_norm_vt, sizeof *l);

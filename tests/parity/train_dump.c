@@ -27,6 +27,14 @@ typedef struct optim_case {
 
 static optim_case optim_cases[5];
 
+/* eps = 1e-3 for the adaptive optimizers: their first steps are about
+ * lr * sign(grad), so a gradient at rounding-noise level (a conv bias before
+ * BatchNorm has a true gradient of zero) would otherwise move a parameter a
+ * full random step in float32, in PyTorch as much as here. With a larger eps
+ * such noise moves nothing, and the runs compare the model and the update
+ * rules instead of the noise. The exact rules at default eps are checked bit
+ * for bit by parity.optim. */
+
 static void init_optim_cases(void) {
   td_optim_config c;
   c = td_optim_defaults(TD_OPTIM_SGD);
@@ -36,23 +44,26 @@ static void init_optim_cases(void) {
                                 "\"weight_decay\": 0.0005, \"nesterov\": true}",
                                 c};
   c = td_optim_defaults(TD_OPTIM_ADAM);
-  c.adam.lr = 1e-3, c.adam.weight_decay = 1e-4;
+  c.adam.lr = 1e-3, c.adam.weight_decay = 1e-4, c.adam.eps = 1e-3;
   optim_cases[1] = (optim_case){
-      "adam", "{\"kind\": \"adam\", \"lr\": 0.001, \"weight_decay\": 0.0001}", c};
+      "adam", "{\"kind\": \"adam\", \"lr\": 0.001, \"weight_decay\": 0.0001, \"eps\": 0.001}", c};
   c = td_optim_defaults(TD_OPTIM_ADAMW);
-  c.adam.lr = 1e-3, c.adam.weight_decay = 0.01, c.adam.amsgrad = true;
-  optim_cases[2] = (optim_case){
-      "adamw", "{\"kind\": \"adamw\", \"lr\": 0.001, \"weight_decay\": 0.01, \"amsgrad\": true}",
-      c};
+  c.adam.lr = 1e-3, c.adam.weight_decay = 0.01, c.adam.amsgrad = true, c.adam.eps = 1e-3;
+  optim_cases[2] = (optim_case){"adamw",
+                                "{\"kind\": \"adamw\", \"lr\": 0.001, \"weight_decay\": 0.01, "
+                                "\"amsgrad\": true, \"eps\": 0.001}",
+                                c};
   c = td_optim_defaults(TD_OPTIM_RMSPROP);
-  c.rmsprop.lr = 1e-3, c.rmsprop.momentum = 0.9, c.rmsprop.centered = true;
-  optim_cases[3] = (optim_case){
-      "rmsprop",
-      "{\"kind\": \"rmsprop\", \"lr\": 0.001, \"momentum\": 0.9, \"centered\": true}", c};
+  c.rmsprop.lr = 1e-3, c.rmsprop.momentum = 0.9, c.rmsprop.centered = true, c.rmsprop.eps = 1e-3;
+  optim_cases[3] = (optim_case){"rmsprop",
+                                "{\"kind\": \"rmsprop\", \"lr\": 0.001, \"momentum\": 0.9, "
+                                "\"centered\": true, \"eps\": 0.001}",
+                                c};
   c = td_optim_defaults(TD_OPTIM_ADAGRAD);
-  c.adagrad.lr = 0.01, c.adagrad.lr_decay = 1e-3;
+  c.adagrad.lr = 0.01, c.adagrad.lr_decay = 1e-3, c.adagrad.eps = 1e-3;
   optim_cases[4] = (optim_case){
-      "adagrad", "{\"kind\": \"adagrad\", \"lr\": 0.01, \"lr_decay\": 0.001}", c};
+      "adagrad", "{\"kind\": \"adagrad\", \"lr\": 0.01, \"lr_decay\": 0.001, \"eps\": 0.001}",
+      c};
 }
 
 #define CHECK(expr)                                                                               \
