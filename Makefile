@@ -24,8 +24,13 @@ build-sanitize: deps
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DTRAIND_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 
+# Until the daemon exists, the main job is the engine training in-process:
+# an MLP on the digits data set, checked by PyTorch loading its checkpoint.
+DEMO_OUT ?= $(BUILD)/demo
 demo: build
-	$(BUILD)/examples/train_digits tests/data/digits.csv
+	mkdir -p $(DEMO_OUT)
+	$(BUILD)/lib/examples/train_digits tests/data/digits.csv 30 $(DEMO_OUT)
+	/usr/bin/python3 lib/examples/verify_in_torch.py $(DEMO_OUT)
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
