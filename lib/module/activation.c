@@ -52,13 +52,13 @@ static td_status softmax_forward(td_module *m, td_tensor *x, td_tensor **out) {
   return td_softmax(x, a->axis, out);
 }
 
-static const td_module_vtable relu_vt = {"relu", relu_forward, NULL};
-static const td_module_vtable leaky_relu_vt = {"leaky_relu", leaky_relu_forward, NULL};
-static const td_module_vtable sigmoid_vt = {"sigmoid", sigmoid_forward, NULL};
-static const td_module_vtable tanh_vt = {"tanh", tanh_forward, NULL};
-static const td_module_vtable gelu_vt = {"gelu", gelu_forward, NULL};
-static const td_module_vtable silu_vt = {"silu", silu_forward, NULL};
-static const td_module_vtable softmax_vt = {"softmax", softmax_forward, NULL};
+static const td_module_vtable relu_vt = {.kind = "relu", .forward = relu_forward};
+static const td_module_vtable leaky_relu_vt = {.kind = "leaky_relu", .forward = leaky_relu_forward};
+static const td_module_vtable sigmoid_vt = {.kind = "sigmoid", .forward = sigmoid_forward};
+static const td_module_vtable tanh_vt = {.kind = "tanh", .forward = tanh_forward};
+static const td_module_vtable gelu_vt = {.kind = "gelu", .forward = gelu_forward};
+static const td_module_vtable silu_vt = {.kind = "silu", .forward = silu_forward};
+static const td_module_vtable softmax_vt = {.kind = "softmax", .forward = softmax_forward};
 
 static td_status create(const td_module_vtable *vt, float negative_slope, int axis,
                         td_module **out) {

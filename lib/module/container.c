@@ -21,7 +21,7 @@ static td_status sequential_forward(td_module *m, td_tensor *x, td_tensor **out)
   return TD_OK;
 }
 
-static const td_module_vtable sequential_vt = {"sequential", sequential_forward, NULL};
+static const td_module_vtable sequential_vt = {.kind = "sequential", .forward = sequential_forward};
 
 td_status td_module_sequential(td_module **out) {
   *out = td_module_alloc(&sequential_vt, sizeof(td_module));
@@ -79,7 +79,7 @@ static td_status residual_forward(td_module *m, td_tensor *x, td_tensor **out) {
   return st;
 }
 
-static const td_module_vtable residual_vt = {"residual", residual_forward, NULL};
+static const td_module_vtable residual_vt = {.kind = "residual", .forward = residual_forward};
 
 td_status td_module_residual(td_module *body, td_module *shortcut, td_module **out) {
   *out = NULL;

@@ -21,7 +21,7 @@ static td_status conv2d_forward(td_module *m, td_tensor *x, td_tensor **out) {
   return td_conv2d(x, c->weight, c->bias, &c->params, out);
 }
 
-static const td_module_vtable conv2d_vt = {"conv2d", conv2d_forward, NULL};
+static const td_module_vtable conv2d_vt = {.kind = "conv2d", .forward = conv2d_forward};
 
 static td_status check_config(const td_conv2d_config *cfg) {
   if (cfg->in_channels <= 0 || cfg->out_channels <= 0)

@@ -26,7 +26,7 @@ static td_status linear_forward(td_module *m, td_tensor *x, td_tensor **out) {
   return td_linear(x, l->weight, l->bias, out);
 }
 
-static const td_module_vtable linear_vt = {"linear", linear_forward, NULL};
+static const td_module_vtable linear_vt = {.kind = "linear", .forward = linear_forward};
 
 td_status td_module_linear(const td_linear_config *cfg, td_rng *rng, td_module **out) {
   *out = NULL;

@@ -17,7 +17,10 @@ static td_status dropout_forward(td_module *m, td_tensor *x, td_tensor **out) {
   return td_dropout(x, d->p, m->training, &d->rng, out);
 }
 
-static const td_module_vtable dropout_vt = {"dropout", dropout_forward, NULL};
+static td_rng *dropout_rng(td_module *m) { return &((dropout_module *)m)->rng; }
+
+static const td_module_vtable dropout_vt = {
+    .kind = "dropout", .forward = dropout_forward, .rng = dropout_rng};
 
 td_status td_module_dropout(float p, td_rng *rng, td_module **out) {
   *out = NULL;
@@ -46,7 +49,7 @@ static td_status flatten_forward(td_module *m, td_tensor *x, td_tensor **out) {
   return td_flatten(x, 1, -1, out);
 }
 
-static const td_module_vtable flatten_vt = {"flatten", flatten_forward, NULL};
+static const td_module_vtable flatten_vt = {.kind = "flatten", .forward = flatten_forward};
 
 td_status td_module_flatten(td_module **out) {
   *out = td_module_alloc(&flatten_vt, sizeof(td_module));
@@ -66,7 +69,7 @@ static td_status embedding_forward(td_module *m, td_tensor *x, td_tensor **out) 
   return td_embedding(x, ((embedding_module *)m)->weight, out);
 }
 
-static const td_module_vtable embedding_vt = {"embedding", embedding_forward, NULL};
+static const td_module_vtable embedding_vt = {.kind = "embedding", .forward = embedding_forward};
 
 td_status td_module_embedding(const td_embedding_config *cfg, td_rng *rng, td_module **out) {
   *out = NULL;
@@ -97,7 +100,7 @@ static td_status identity_forward(td_module *m, td_tensor *x, td_tensor **out) {
   return TD_OK;
 }
 
-static const td_module_vtable identity_vt = {"identity", identity_forward, NULL};
+static const td_module_vtable identity_vt = {.kind = "identity", .forward = identity_forward};
 
 td_status td_module_identity(td_module **out) {
   *out = td_module_alloc(&identity_vt, sizeof(td_module));

@@ -34,6 +34,7 @@
 
 #include "autodiff/grad_manager.h"
 #include "io/tensor_map.h"
+#include "tensor/random.h"
 #include "tensor/tensor.h"
 
 /* Trees deeper than this are refused when built, so every recursive walk
@@ -51,6 +52,11 @@ typedef struct td_module_vtable {
   /* Frees state the layer keeps beyond the base (NULL if none). The base then
    * frees parameters, buffers, children and the struct itself. */
   void (*destroy)(td_module *m);
+  /* The layer's own random generator (Dropout), or NULL when it has none.
+   * Not part of the state_dict (PyTorch has no such key); checkpoints save
+   * and restore it beside the optimizer so a resumed run draws the same
+   * masks (see td_module_rng_state). */
+  td_rng *(*rng)(td_module *m);
 } td_module_vtable;
 
 typedef struct td_module_tensor {
@@ -160,6 +166,16 @@ void td_load_result_free(td_load_result *r);
  * lists whether or not the load fails; the caller frees it. */
 td_status td_module_load_state_dict(td_module *m, const td_tensor_map *state, bool strict,
                                     td_load_result *result);
+
+/* The random generators of the tree's layers (vtable rng), each as a new
+ * int64 [4] tensor (a copy of its state) keyed "<prefix><module path>", in
+ * named_modules order. *out must be initialised; entries are appended. */
+td_status td_module_rng_state(const td_module *m, td_tensor_map *out, const char *prefix);
+
+/* Restores what td_module_rng_state wrote: every generator in the tree must
+ * have its key, int64 [4]; keys under prefix that match no generator are
+ * errors. All-or-nothing: on error no generator changes. */
+td_status td_module_load_rng_state(td_module *m, const td_tensor_map *in, const char *prefix);
 
 /* ---- for layer implementations ---------------------------------------- */
 

@@ -51,8 +51,10 @@ static td_status batch_norm_forward(td_module *m, td_tensor *x, td_tensor **out)
   return TD_OK;
 }
 
-static const td_module_vtable batch_norm1d_vt = {"batch_norm1d", batch_norm_forward, NULL};
-static const td_module_vtable batch_norm2d_vt = {"batch_norm2d", batch_norm_forward, NULL};
+static const td_module_vtable batch_norm1d_vt = {.kind = "batch_norm1d",
+                                                 .forward = batch_norm_forward};
+static const td_module_vtable batch_norm2d_vt = {.kind = "batch_norm2d",
+                                                 .forward = batch_norm_forward};
 
 /* eps: 0 means the default; otherwise it must be a positive finite number. */
 static td_status resolve_eps(const char *kind, float eps, float *out) {
@@ -153,7 +155,7 @@ static td_status layer_norm_forward(td_module *m, td_tensor *x, td_tensor **out)
   return td_layer_norm(x, nd, l->weight, l->bias, l->eps, out);
 }
 
-static const td_module_vtable layer_norm_vt = {"layer_norm", layer_norm_forward, NULL};
+static const td_module_vtable layer_norm_vt = {.kind = "layer_norm", .forward = layer_norm_forward};
 
 td_status td_module_layer_norm(const td_layer_norm_config *cfg, td_module **out) {
   *out = NULL;

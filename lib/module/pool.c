@@ -38,10 +38,10 @@ static td_status adaptive_avg_pool2d_forward(td_module *m, td_tensor *x, td_tens
   return td_adaptive_avg_pool2d(x, p->out_h, p->out_w, out);
 }
 
-static const td_module_vtable max_pool2d_vt = {"max_pool2d", max_pool2d_forward, NULL};
-static const td_module_vtable avg_pool2d_vt = {"avg_pool2d", avg_pool2d_forward, NULL};
-static const td_module_vtable adaptive_avg_pool2d_vt = {"adaptive_avg_pool2d",
-                                                        adaptive_avg_pool2d_forward, NULL};
+static const td_module_vtable max_pool2d_vt = {.kind = "max_pool2d", .forward = max_pool2d_forward};
+static const td_module_vtable avg_pool2d_vt = {.kind = "avg_pool2d", .forward = avg_pool2d_forward};
+static const td_module_vtable adaptive_avg_pool2d_vt = {.kind = "adaptive_avg_pool2d",
+                                                        .forward = adaptive_avg_pool2d_forward};
 
 static td_status pool2d_create(const td_module_vtable *vt, const td_pool2d_config *cfg,
                                td_module **out) {

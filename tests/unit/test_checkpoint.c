@@ -121,6 +121,59 @@ static void test_resume_is_bit_identical(void **state) {
   unlink(path);
 }
 
+/* Linear(8,16)-Dropout(0.5)-Linear(16,3) with SGD: resuming must also resume
+ * the dropout masks, whose generator lives outside the state_dict. */
+static void dropout_run_init(run *r, uint64_t seed) {
+  memset(r, 0, sizeof *r);
+  td_rng rng;
+  td_rng_seed(&rng, seed);
+  td_module *m;
+  td_linear_config a = {.in_features = 8, .out_features = 16}, b = {.in_features = 16, .out_features = 3};
+  assert_int_equal(td_module_sequential(&r->model), TD_OK);
+  assert_int_equal(td_module_linear(&a, &rng, &m), TD_OK);
+  assert_int_equal(td_sequential_append(r->model, NULL, m), TD_OK);
+  assert_int_equal(td_module_dropout(0.5f, &rng, &m), TD_OK);
+  assert_int_equal(td_sequential_append(r->model, NULL, m), TD_OK);
+  assert_int_equal(td_module_linear(&b, &rng, &m), TD_OK);
+  assert_int_equal(td_sequential_append(r->model, NULL, m), TD_OK);
+  r->info = (test_model_info){2, {6, 8}, false, 0, 3};
+  td_tensor **params;
+  int n;
+  assert_int_equal(td_module_parameters(r->model, &params, &n), TD_OK);
+  td_optim_config cfg = td_optim_defaults(TD_OPTIM_SGD);
+  cfg.sgd.lr = 0.1;
+  assert_int_equal(td_optimizer_create(&cfg, params, n, &r->opt), TD_OK);
+  td_free(params);
+  assert_int_equal(td_gm_create(&r->gm), TD_OK);
+  assert_int_equal(td_module_attach(r->model, r->gm), TD_OK);
+}
+
+static void test_resume_continues_dropout_masks(void **state) {
+  (void)state;
+  char path[256];
+  temp_path(path, sizeof path, "dropout");
+  run a, b;
+  dropout_run_init(&a, 1);
+  td_rng data;
+  td_rng_seed(&data, 3);
+  train(&a, &data, 2);
+  td_tensor_map ck;
+  assert_int_equal(td_checkpoint_state(a.model, a.opt, &ck), TD_OK);
+  assert_non_null(td_tensor_map_get(&ck, "rng/1")); /* the Dropout is child "1" */
+  td_tensor_map_free(&ck);
+  assert_int_equal(td_checkpoint_save(a.model, a.opt, path), TD_OK);
+  td_rng after = data;
+  train(&a, &data, 3);
+
+  dropout_run_init(&b, 2); /* another seed: other weights and other masks */
+  assert_int_equal(td_checkpoint_load(b.model, b.opt, path, true, NULL), TD_OK);
+  train(&b, &after, 3);
+  assert_same_state(a.model, b.model);
+  run_free(&a);
+  run_free(&b);
+  unlink(path);
+}
+
 static void test_failed_load_changes_nothing(void **state) {
   (void)state;
   char path[256];
@@ -189,6 +242,7 @@ static void test_wrong_architecture_is_refused(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resume_is_bit_identical),
+      cmocka_unit_test(test_resume_continues_dropout_masks),
       cmocka_unit_test(test_failed_load_changes_nothing),
       cmocka_unit_test(test_wrong_architecture_is_refused),
   };
