@@ -218,9 +218,26 @@ static td_status minimum_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx)
 
 /* ---- unary math --------------------------------------------------------------- */
 
-static td_status neg_forward(td_op_ctx *ctx, td_tensor **out) {
+/* y = loop(x) for a float32 input. */
+static td_status unary_forward(td_op_ctx *ctx, td_ew_unary_loop loop, td_tensor **out) {
   td_status st = td_ew_check_float_input(ctx);
-  return st ? st : td_ew_unary(neg_loop, ctx->inputs[0], 0, 0, out);
+  return st ? st : td_ew_unary(loop, ctx->inputs[0], 0, 0, out);
+}
+
+/* gx = loop(gy, t; p0, p1): a unary op's gradient from gy and what it saved
+ * (its input or its output), at gy's shape. */
+static td_status unary_backward(td_ew_binary_loop loop, td_tensor *gy, const td_tensor *t, float p0,
+                                float p1, td_tensor **gx) {
+  return td_ew_binary(loop, gy, t, p0, p1, gy->ndim, gy->shape, gx);
+}
+
+/* The scalar of pow, add_scalar and mul_scalar. */
+static float scalar_param(const td_op_ctx *ctx) {
+  return ((const td_scalar_params *)ctx->params)->a;
+}
+
+static td_status neg_forward(td_op_ctx *ctx, td_tensor **out) {
+  return unary_forward(ctx, neg_loop, out);
 }
 
 static td_status neg_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
@@ -228,57 +245,54 @@ static td_status neg_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
 }
 
 static td_status exp_forward(td_op_ctx *ctx, td_tensor **out) {
-  td_status st = td_ew_check_float_input(ctx);
-  return st ? st : td_ew_unary(exp_loop, ctx->inputs[0], 0, 0, out);
+  return unary_forward(ctx, exp_loop, out);
 }
 
 static td_status exp_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
-  return td_ew_binary(mul_loop, gy, ctx->output, 0, 0, gy->ndim, gy->shape, &gx[0]);
+  return unary_backward(mul_loop, gy, ctx->output, 0, 0, &gx[0]);
 }
 
 /* Out-of-domain inputs give NaN (x < 0) and -inf (x == 0), as PyTorch. */
 static td_status log_forward(td_op_ctx *ctx, td_tensor **out) {
-  td_status st = td_ew_check_float_input(ctx);
-  return st ? st : td_ew_unary(log_loop, ctx->inputs[0], 0, 0, out);
+  return unary_forward(ctx, log_loop, out);
 }
 
 static td_status log_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
-  return td_ew_binary(div_loop, gy, ctx->inputs[0], 0, 0, gy->ndim, gy->shape, &gx[0]);
+  return unary_backward(div_loop, gy, ctx->inputs[0], 0, 0, &gx[0]);
 }
 
 static td_status sqrt_forward(td_op_ctx *ctx, td_tensor **out) {
-  td_status st = td_ew_check_float_input(ctx);
-  return st ? st : td_ew_unary(sqrt_loop, ctx->inputs[0], 0, 0, out);
+  return unary_forward(ctx, sqrt_loop, out);
 }
 
 static td_status sqrt_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
-  return td_ew_binary(half_div_loop, gy, ctx->output, 0, 0, gy->ndim, gy->shape, &gx[0]);
+  return unary_backward(half_div_loop, gy, ctx->output, 0, 0, &gx[0]);
 }
 
 static td_status abs_forward(td_op_ctx *ctx, td_tensor **out) {
-  td_status st = td_ew_check_float_input(ctx);
-  return st ? st : td_ew_unary(abs_loop, ctx->inputs[0], 0, 0, out);
+  return unary_forward(ctx, abs_loop, out);
 }
 
 static td_status abs_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
-  return td_ew_binary(abs_grad_loop, gy, ctx->inputs[0], 0, 0, gy->ndim, gy->shape, &gx[0]);
+  return unary_backward(abs_grad_loop, gy, ctx->inputs[0], 0, 0, &gx[0]);
 }
 
+/* The scalar ops check their input before reading params. */
 static td_status pow_forward(td_op_ctx *ctx, td_tensor **out) {
   td_status st = td_ew_check_float_input(ctx);
   if (st) return st;
-  float p = ((const td_scalar_params *)ctx->params)->a;
+  float p = scalar_param(ctx);
   return td_ew_unary(pow_loop_for(p), ctx->inputs[0], p, 0, out);
 }
 
 /* d(x^p)/dx = p * x^(p-1); exactly 0 for p == 0 (even where x^-1 is inf). */
 static td_status pow_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
-  float p = ((const td_scalar_params *)ctx->params)->a;
+  float p = scalar_param(ctx);
   if (p == 0.0f) return td_tensor_zeros(TD_FLOAT32, gy->ndim, gy->shape, &gx[0]);
   td_tensor *t;
   td_status st = td_ew_unary(pow_loop_for(p - 1.0f), ctx->inputs[0], p - 1.0f, 0, &t);
   if (st) return st;
-  st = td_ew_binary(scaled_mul_loop, gy, t, p, 0, gy->ndim, gy->shape, &gx[0]);
+  st = unary_backward(scaled_mul_loop, gy, t, p, 0, &gx[0]);
   td_tensor_release(t);
   return st;
 }
@@ -298,15 +312,12 @@ static td_status clamp_forward(td_op_ctx *ctx, td_tensor **out) {
 
 static td_status clamp_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
   const td_scalar_params *p = ctx->params;
-  return td_ew_binary(clamp_grad_loop, gy, ctx->inputs[0], p->a, p->b, gy->ndim, gy->shape,
-                      &gx[0]);
+  return unary_backward(clamp_grad_loop, gy, ctx->inputs[0], p->a, p->b, &gx[0]);
 }
 
 static td_status add_scalar_forward(td_op_ctx *ctx, td_tensor **out) {
   td_status st = td_ew_check_float_input(ctx);
-  if (st) return st;
-  return td_ew_unary(add_scalar_loop, ctx->inputs[0], ((const td_scalar_params *)ctx->params)->a,
-                     0, out);
+  return st ? st : td_ew_unary(add_scalar_loop, ctx->inputs[0], scalar_param(ctx), 0, out);
 }
 
 static td_status add_scalar_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
@@ -316,13 +327,11 @@ static td_status add_scalar_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **
 
 static td_status mul_scalar_forward(td_op_ctx *ctx, td_tensor **out) {
   td_status st = td_ew_check_float_input(ctx);
-  if (st) return st;
-  return td_ew_unary(mul_scalar_loop, ctx->inputs[0], ((const td_scalar_params *)ctx->params)->a,
-                     0, out);
+  return st ? st : td_ew_unary(mul_scalar_loop, ctx->inputs[0], scalar_param(ctx), 0, out);
 }
 
 static td_status mul_scalar_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
-  return td_ew_unary(mul_scalar_loop, gy, ((const td_scalar_params *)ctx->params)->a, 0, &gx[0]);
+  return td_ew_unary(mul_scalar_loop, gy, scalar_param(ctx), 0, &gx[0]);
 }
 
 /* ---- the table rows and the public wrappers --------------------------------------- */

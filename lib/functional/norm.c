@@ -85,6 +85,17 @@ static norm_saved *norm_saved_new(int64_t n, const char *what) {
 
 static bool valid_eps(float eps) { return isfinite(eps) && eps >= 0; }
 
+/* A new float32 tensor of `shape` holding v rounded: the affine gradients sum
+ * over the whole batch, so they accumulate in double. */
+static td_status f32_from_f64(int ndim, const int64_t *shape, const double *v, td_tensor **out) {
+  td_status st = td_tensor_empty(TD_FLOAT32, ndim, shape, out);
+  if (st) return st;
+  float *p = td_tensor_f32(*out);
+  for (int64_t i = 0; i < (*out)->numel; i++)
+    p[i] = (float)v[i];
+  return TD_OK;
+}
+
 /* Element i of a 1-d float32 view. */
 static inline float at1(const td_tensor *t, int64_t i) {
   return td_tensor_f32(t)[i * t->strides[0]];
@@ -329,7 +340,8 @@ static td_status batch_norm_backward(td_op_ctx *ctx, td_tensor *gy_in, td_tensor
   const bn_dims d = bn_dims_of(xm->ndim, xm->shape);
   const double *mean = sv->stats, *invstd = sv->stats + d.C;
 
-  td_tensor *gy = NULL, *x = NULL, *gw = NULL, *gb = NULL, *g = NULL;
+  /* Gradients go straight into gx: on failure the tape releases what is there. */
+  td_tensor *gy = NULL, *x = NULL;
   double *sums = td_alloc(sizeof(double) * 2 * (size_t)d.C, "batch_norm backward");
   float *buf = td_alloc(sizeof(float) * 4 * (size_t)d.C, "batch_norm backward");
   td_status st = (!sums || !buf) ? TD_ERR_NO_MEMORY : td_tensor_contiguous(gy_in, &gy);
@@ -339,15 +351,11 @@ static td_status batch_norm_backward(td_op_ctx *ctx, td_tensor *gy_in, td_tensor
   bn_grad_sums(td_tensor_f32(gy), td_tensor_f32(x), d, mean, sum_gy, dot);
 
   if (ctx->needs_input_grad[1]) {
-    if ((st = td_tensor_empty(TD_FLOAT32, 1, &d.C, &gw))) goto done;
+    if ((st = td_tensor_empty(TD_FLOAT32, 1, &d.C, &gx[1]))) goto done;
     for (int64_t c = 0; c < d.C; c++)
-      td_tensor_f32(gw)[c] = (float)(dot[c] * invstd[c]);
+      td_tensor_f32(gx[1])[c] = (float)(dot[c] * invstd[c]);
   }
-  if (ctx->needs_input_grad[2]) {
-    if ((st = td_tensor_empty(TD_FLOAT32, 1, &d.C, &gb))) goto done;
-    for (int64_t c = 0; c < d.C; c++)
-      td_tensor_f32(gb)[c] = (float)sum_gy[c];
-  }
+  if (ctx->needs_input_grad[2] && (st = f32_from_f64(1, &d.C, sum_gy, &gx[2]))) goto done;
   if (ctx->needs_input_grad[0]) {
     /* Batch statistics: gx = w*invstd * (gy - mean(gy) - xhat * mean(gy*xhat)),
      * xhat = (x - mean) * invstd. Running statistics are constants: gx = w*invstd*gy. */
@@ -359,17 +367,10 @@ static td_status batch_norm_backward(td_op_ctx *ctx, td_tensor *gy_in, td_tensor
       k[c] = sv->batch_stats ? (float)(-ac * invstd[c] * invstd[c] * dot[c] / (double)d.M) : 0;
       e[c] = sv->batch_stats ? (float)(-ac * sum_gy[c] / (double)d.M) : 0;
     }
-    if ((st = td_tensor_empty(TD_FLOAT32, xm->ndim, xm->shape, &g))) goto done;
-    bn_input_grad(td_tensor_f32(gy), td_tensor_f32(x), td_tensor_f32(g), d, meanf, a, k, e);
+    if ((st = td_tensor_empty(TD_FLOAT32, xm->ndim, xm->shape, &gx[0]))) goto done;
+    bn_input_grad(td_tensor_f32(gy), td_tensor_f32(x), td_tensor_f32(gx[0]), d, meanf, a, k, e);
   }
-  gx[0] = g;
-  gx[1] = gw;
-  gx[2] = gb;
-  g = gw = gb = NULL;
 done:
-  td_tensor_release(g);
-  td_tensor_release(gw);
-  td_tensor_release(gb);
   td_tensor_release(gy);
   td_tensor_release(x);
   td_free(sums);
@@ -498,7 +499,8 @@ static td_status layer_norm_backward(td_op_ctx *ctx, td_tensor *gy_in, td_tensor
   const bool need_x = ctx->needs_input_grad[0], need_w = ctx->needs_input_grad[1],
              need_b = ctx->needs_input_grad[2];
 
-  td_tensor *gy = NULL, *x = NULL, *w = NULL, *g = NULL, *gw = NULL, *gb = NULL;
+  /* Gradients go straight into gx: on failure the tape releases what is there. */
+  td_tensor *gy = NULL, *x = NULL, *w = NULL;
   float *gxhat = td_alloc(sizeof(float) * (size_t)D, "layer_norm backward");
   double *acc = td_calloc(2 * (size_t)D, sizeof(double), "layer_norm backward");
   td_status st = (!gxhat || !acc) ? TD_ERR_NO_MEMORY : td_tensor_contiguous(gy_in, &gy);
@@ -506,7 +508,7 @@ static td_status layer_norm_backward(td_op_ctx *ctx, td_tensor *gy_in, td_tensor
   if (!st && ctx->inputs[1]) st = td_tensor_contiguous(ctx->inputs[1], &w);
   if (!st && need_x) {
     const td_tensor_meta *m = &ctx->input_meta[0];
-    st = td_tensor_empty(TD_FLOAT32, m->ndim, m->shape, &g);
+    st = td_tensor_empty(TD_FLOAT32, m->ndim, m->shape, &gx[0]);
   }
   if (st) goto done;
 
@@ -533,29 +535,14 @@ static td_status layer_norm_backward(td_op_ctx *ctx, td_tensor *gy_in, td_tensor
     const float mean_gh = (float)(sum_f32(gh, D) * inv_d);
     const float k =
         (float)(dot_dev(gh, xr, D, mf) * inv_d * inv * inv); /* mean(gxhat*xhat)*invstd */
-    float *out = td_tensor_f32(g) + r * D;
+    float *out = td_tensor_f32(gx[0]) + r * D;
     for (int64_t j = 0; j < D; j++)
       out[j] = rs * (gh[j] - mean_gh - (xr[j] - mf) * k);
   }
   const td_tensor_meta *wm = &ctx->input_meta[1], *bm = &ctx->input_meta[2];
-  if (need_w) {
-    if ((st = td_tensor_empty(TD_FLOAT32, wm->ndim, wm->shape, &gw))) goto done;
-    for (int64_t j = 0; j < D; j++)
-      td_tensor_f32(gw)[j] = (float)gw_acc[j];
-  }
-  if (need_b) {
-    if ((st = td_tensor_empty(TD_FLOAT32, bm->ndim, bm->shape, &gb))) goto done;
-    for (int64_t j = 0; j < D; j++)
-      td_tensor_f32(gb)[j] = (float)gb_acc[j];
-  }
-  gx[0] = g;
-  gx[1] = gw;
-  gx[2] = gb;
-  g = gw = gb = NULL;
+  if (need_w && (st = f32_from_f64(wm->ndim, wm->shape, gw_acc, &gx[1]))) goto done;
+  if (need_b && (st = f32_from_f64(bm->ndim, bm->shape, gb_acc, &gx[2]))) goto done;
 done:
-  td_tensor_release(g);
-  td_tensor_release(gw);
-  td_tensor_release(gb);
   td_tensor_release(gy);
   td_tensor_release(x);
   td_tensor_release(w);

@@ -585,6 +585,20 @@ static td_status check_out_empty(const td_tensor_map *out) {
   return TD_OK;
 }
 
+/* The end of a read, `st` the status of loading the tensors into m: on
+ * success out takes m plus the header's metadata; either way the header is
+ * freed, and nothing half-built is left behind. */
+static td_status finish_read(td_status st, st_header *h, td_tensor_map *m, td_tensor_map *out) {
+  if (!st) st = copy_metadata(h, m);
+  header_free(h);
+  if (st) {
+    td_tensor_map_free(m);
+    return st;
+  }
+  *out = *m;
+  return TD_OK;
+}
+
 static td_status read_buffer(const unsigned char *buf, size_t len, td_tensor_map *out) {
   td_status st;
   if ((st = check_out_empty(out)) || (st = check_total_size(len))) return st;
@@ -601,14 +615,7 @@ static td_status read_buffer(const unsigned char *buf, size_t len, td_tensor_map
     st = td_tensor_map_put(&m, e->name, t);
     td_tensor_release(t);
   }
-  if (!st) st = copy_metadata(&h, &m);
-  header_free(&h);
-  if (st) {
-    td_tensor_map_free(&m);
-    return st;
-  }
-  *out = m;
-  return TD_OK;
+  return finish_read(st, &h, &m, out);
 }
 
 td_status td_safetensors_read_buffer(const void *buf, size_t len, td_tensor_map *out) {
@@ -663,14 +670,7 @@ static td_status read_fd(int fd, td_tensor_map *out) {
     if (!st) st = td_tensor_map_put(&m, e->name, t);
     td_tensor_release(t);
   }
-  if (!st) st = copy_metadata(&h, &m);
-  header_free(&h);
-  if (st) {
-    td_tensor_map_free(&m);
-    return st;
-  }
-  *out = m;
-  return TD_OK;
+  return finish_read(st, &h, &m, out);
 }
 
 td_status td_safetensors_read_file(const char *path, td_tensor_map *out) {

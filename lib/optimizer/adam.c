@@ -30,8 +30,6 @@ static bool adam_has_buffer(const td_optim_config *cfg, int b) {
   return b != MAX_EXP_AVG_SQ || cfg->adam.amsgrad;
 }
 
-static float adam_buffer_init(const td_optim_config *cfg, int b) { return 0; }
-
 typedef struct adam_coefs {
   float decay; /* AdamW: 1 - lr * weight_decay; Adam: 1 (exact identity) */
   float wd;    /* Adam's L2 term, used when l2 */
@@ -104,26 +102,14 @@ static const td_hparam_field adam_fields[] = {
     FIELD("amsgrad", TD_HP_BOOL, amsgrad),
 };
 
-const td_optim_def td_optim_adam_def = {
-    .algo = TD_OPTIM_ADAM,
-    .name = "adam",
-    .fields = adam_fields,
-    .nfields = sizeof adam_fields / sizeof adam_fields[0],
-    .buffer_names = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
-    .validate = adam_validate,
-    .has_buffer = adam_has_buffer,
-    .buffer_init = adam_buffer_init,
-    .update = adam_update,
-};
-
-const td_optim_def td_optim_adamw_def = {
-    .algo = TD_OPTIM_ADAMW,
-    .name = "adamw",
-    .fields = adam_fields,
-    .nfields = sizeof adam_fields / sizeof adam_fields[0],
-    .buffer_names = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
-    .validate = adamw_validate,
-    .has_buffer = adam_has_buffer,
-    .buffer_init = adam_buffer_init,
-    .update = adam_update,
-};
+/* Adam and AdamW differ only in name (so in their messages); adam_update
+ * tells them apart by cfg->algo. */
+#define ADAM_DEF(algo_, name_, validate_)                                                          \
+  {                                                                                                \
+    .algo = algo_, .name = name_, .fields = adam_fields,                                           \
+    .nfields = sizeof adam_fields / sizeof adam_fields[0],                                         \
+    .buffer_names = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}, .validate = validate_,            \
+    .has_buffer = adam_has_buffer, .update = adam_update,                                          \
+  }
+const td_optim_def td_optim_adam_def = ADAM_DEF(TD_OPTIM_ADAM, "adam", adam_validate);
+const td_optim_def td_optim_adamw_def = ADAM_DEF(TD_OPTIM_ADAMW, "adamw", adamw_validate);

@@ -187,9 +187,8 @@ static td_status plan_param(const td_optimizer *opt, int i, step_plan *pl) {
   const td_optim_config *cfg = &opt->groups[p->group].cfg;
   for (int b = 0; b < TD_OPTIM_MAX_BUFFERS; b++) {
     if (!opt->def->buffer_names[b] || !opt->def->has_buffer(cfg, b)) continue;
-    if ((st = td_tensor_full(TD_FLOAT32, t->ndim, t->shape, opt->def->buffer_init(cfg, b),
-                             &pl->fresh[b])))
-      return st;
+    double init = opt->def->buffer_init ? opt->def->buffer_init(cfg, b) : 0;
+    if ((st = td_tensor_full(TD_FLOAT32, t->ndim, t->shape, init, &pl->fresh[b]))) return st;
   }
   return TD_OK;
 }

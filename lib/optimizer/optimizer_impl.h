@@ -58,7 +58,7 @@ typedef struct td_optim_def {
   /* cfg->algo is this algorithm. */
   td_status (*validate)(const td_optim_config *cfg);
   bool (*has_buffer)(const td_optim_config *cfg, int b);
-  /* Buffer b's value before the first update. */
+  /* Buffer b's value before the first update; NULL: 0 (all but Adagrad). */
   float (*buffer_init)(const td_optim_config *cfg, int b);
   void (*update)(const td_optim_update *u);
 } td_optim_def;

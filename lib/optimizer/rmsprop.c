@@ -26,8 +26,6 @@ static bool rmsprop_has_buffer(const td_optim_config *cfg, int b) {
   return false;
 }
 
-static float rmsprop_buffer_init(const td_optim_config *cfg, int b) { return 0; }
-
 typedef struct rmsprop_coefs {
   float wd;
   bool l2;
@@ -115,6 +113,5 @@ const td_optim_def td_optim_rmsprop_def = {
     .buffer_names = {"square_avg", "momentum_buffer", "grad_avg"},
     .validate = rmsprop_validate,
     .has_buffer = rmsprop_has_buffer,
-    .buffer_init = rmsprop_buffer_init,
     .update = rmsprop_update,
 };

@@ -30,8 +30,6 @@ static bool sgd_has_buffer(const td_optim_config *cfg, int b) {
   return b == MOMENTUM_BUFFER && cfg->sgd.momentum != 0;
 }
 
-static float sgd_buffer_init(const td_optim_config *cfg, int b) { return 0; }
-
 /* torch: d_p = grad (+ weight_decay * param); buf = d_p on the first step,
  * else buf * momentum + (1 - dampening) * d_p; d_p = nesterov ? d_p +
  * momentum * buf : buf; param += -lr * d_p. */
@@ -84,6 +82,5 @@ const td_optim_def td_optim_sgd_def = {
     .buffer_names = {"momentum_buffer"},
     .validate = sgd_validate,
     .has_buffer = sgd_has_buffer,
-    .buffer_init = sgd_buffer_init,
     .update = sgd_update,
 };

@@ -170,13 +170,26 @@ bool td_tensor_is_contiguous(const td_tensor *t) {
   return true;
 }
 
+/* A walk over dst and src, two views of the same shape, side by side. */
+static void iter_dst_src(td_iter *it, const td_tensor *dst, const td_tensor *src) {
+  const int64_t *strides[2] = {dst->strides, src->strides};
+  int64_t offsets[2] = {dst->offset, src->offset};
+  td_iter_init(it, src->ndim, src->shape, 2, strides, offsets);
+}
+
+/* The error of an in-place op (copy_, add_) whose source does not fit. */
+static td_status dst_src_mismatch(const char *op, const td_tensor *dst, const td_tensor *src) {
+  char a[TD_SHAPE_STR_MAX], b[TD_SHAPE_STR_MAX];
+  return td_error(TD_ERR_INVALID_ARGUMENT, "%s: destination %s %s, source %s %s", op,
+                  td_dtype_name(dst->dtype), td_tensor_shape_str(a, dst), td_dtype_name(src->dtype),
+                  td_tensor_shape_str(b, src));
+}
+
 /* Copy any view into a contiguous destination buffer of the same dtype. */
 static void copy_strided(td_tensor *dst, const td_tensor *src) {
   size_t isz = td_dtype_size(src->dtype);
-  const int64_t *strides[2] = {dst->strides, src->strides};
-  int64_t offsets[2] = {dst->offset, src->offset};
   td_iter it;
-  td_iter_init(&it, src->ndim, src->shape, 2, strides, offsets);
+  iter_dst_src(&it, dst, src);
   int64_t off[2], inner[2], n;
   char *d = dst->storage->data;
   const char *s = src->storage->data;
@@ -211,12 +224,8 @@ td_status td_tensor_contiguous(td_tensor *t, td_tensor **out) {
 }
 
 td_status td_tensor_copy_(td_tensor *dst, const td_tensor *src) {
-  if (dst->dtype != src->dtype || !td_shape_equal(dst->ndim, dst->shape, src->ndim, src->shape)) {
-    char a[TD_SHAPE_STR_MAX], b[TD_SHAPE_STR_MAX];
-    return td_error(TD_ERR_INVALID_ARGUMENT, "copy: destination %s %s, source %s %s",
-                    td_dtype_name(dst->dtype), td_tensor_shape_str(a, dst),
-                    td_dtype_name(src->dtype), td_tensor_shape_str(b, src));
-  }
+  if (dst->dtype != src->dtype || !td_shape_equal(dst->ndim, dst->shape, src->ndim, src->shape))
+    return dst_src_mismatch("copy", dst, src);
   copy_strided(dst, src);
   td_tensor_bump_version(dst);
   return TD_OK;
@@ -224,16 +233,10 @@ td_status td_tensor_copy_(td_tensor *dst, const td_tensor *src) {
 
 td_status td_tensor_add_(td_tensor *dst, const td_tensor *src) {
   if (dst->dtype != TD_FLOAT32 || src->dtype != TD_FLOAT32 ||
-      !td_shape_equal(dst->ndim, dst->shape, src->ndim, src->shape)) {
-    char a[TD_SHAPE_STR_MAX], b[TD_SHAPE_STR_MAX];
-    return td_error(TD_ERR_INVALID_ARGUMENT, "add_: destination %s %s, source %s %s",
-                    td_dtype_name(dst->dtype), td_tensor_shape_str(a, dst),
-                    td_dtype_name(src->dtype), td_tensor_shape_str(b, src));
-  }
-  const int64_t *strides[2] = {dst->strides, src->strides};
-  int64_t offsets[2] = {dst->offset, src->offset};
+      !td_shape_equal(dst->ndim, dst->shape, src->ndim, src->shape))
+    return dst_src_mismatch("add_", dst, src);
   td_iter it;
-  td_iter_init(&it, dst->ndim, dst->shape, 2, strides, offsets);
+  iter_dst_src(&it, dst, src);
   int64_t off[2], inner[2], n;
   float *d = dst->storage->data;
   const float *s = src->storage->data;

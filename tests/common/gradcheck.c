@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "autodiff/grad_manager.h"
-#include "tensor/random.h"
 
 uint64_t op_case_seed(const char *name) {
   uint64_t h = 1469598103934665603ULL;
@@ -59,19 +58,9 @@ td_status gradcheck_case(const op_case *c, uint64_t seed, int max_elems, gradche
   td_tensor *inputs[OP_CASE_MAX_INPUTS];
   td_status st = op_case_make_inputs(c, seed, inputs);
   if (st) return st;
-  td_grad_manager *gm = NULL;
-  td_tensor *out = NULL, *dy = NULL;
-  if ((st = td_gm_create(&gm))) goto done;
-  for (int i = 0; i < c->n_inputs; i++)
-    if (c->inputs[i].grad && (st = td_gm_attach(gm, inputs[i]))) goto done;
-  td_gm_record(gm);
-  st = c->run(inputs, &out);
-  td_gm_pause(gm);
-  if (st) goto done;
-  td_rng rng;
-  td_rng_seed(&rng, seed ^ 0x5bd1e995);
-  if ((st = td_tensor_rand_normal(&rng, out->ndim, out->shape, 0, 1, &dy))) goto done;
-  if ((st = td_gm_backward(gm, out, dy))) goto done;
+  td_grad_manager *gm;
+  td_tensor *out, *dy;
+  if ((st = op_case_run(c, seed, inputs, true, &gm, &out, &dy))) goto done;
 
   double eps = c->fd_eps > 0 ? c->fd_eps : 1e-3, tol = c->fd_tol > 0 ? c->fd_tol : 1e-2;
   for (int i = 0; i < c->n_inputs && r->ok; i++) {

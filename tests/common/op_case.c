@@ -81,3 +81,23 @@ td_status op_case_make_inputs(const op_case *c, uint64_t seed, td_tensor **input
   }
   return TD_OK;
 }
+
+td_status op_case_run(const op_case *c, uint64_t seed, td_tensor **inputs, bool grad,
+                      td_grad_manager **gm, td_tensor **out, td_tensor **dy) {
+  *gm = NULL;
+  *out = *dy = NULL;
+  td_status st = td_gm_create(gm);
+  if (st) return st;
+  if (grad) {
+    for (int i = 0; i < c->n_inputs; i++)
+      if (c->inputs[i].grad && (st = td_gm_attach(*gm, inputs[i]))) return st;
+    td_gm_record(*gm);
+  }
+  st = c->run(inputs, out);
+  td_gm_pause(*gm);
+  if (st || !grad) return st;
+  td_rng rng;
+  td_rng_seed(&rng, seed ^ 0x5bd1e995);
+  if ((st = td_tensor_rand_normal(&rng, (*out)->ndim, (*out)->shape, 0, 1, dy))) return st;
+  return td_gm_backward(*gm, *out, *dy);
+}

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 
+#include "autodiff/grad_manager.h"
 #include "functional/functional.h"
 
 #define OP_CASE_MAX_INPUTS 6
@@ -64,5 +65,13 @@ const op_case_family *op_case_families(void);
 
 /* Creates the case's inputs from a seeded RNG (new references in inputs[]). */
 td_status op_case_make_inputs(const op_case *c, uint64_t seed, td_tensor **inputs);
+
+/* Runs c on its inputs under a new GradManager *gm. With `grad`, the inputs
+ * the case marks are attached, the run recorded and backpropagated with
+ * dy ~ N(0, 1) drawn from `seed`, so their gradients are in inputs[i]->grad.
+ * *out and *dy (NULL without grad) are new references; all three are the
+ * caller's to release, also on failure. */
+td_status op_case_run(const op_case *c, uint64_t seed, td_tensor **inputs, bool grad,
+                      td_grad_manager **gm, td_tensor **out, td_tensor **dy);
 
 #endif

@@ -13,7 +13,6 @@
 
 #include "autodiff/grad_manager.h"
 #include "common/gradcheck.h"
-#include "tensor/random.h"
 
 static const char *outdir;
 
@@ -53,22 +52,8 @@ static int dump_case(const op_case *c) {
   td_grad_manager *gm = NULL;
   td_status st = op_case_make_inputs(c, seed, inputs);
   if (st) goto fail;
-  if ((st = td_gm_create(&gm))) goto fail;
   bool grad = !c->no_grad;
-  if (grad) {
-    for (int i = 0; i < c->n_inputs; i++)
-      if (c->inputs[i].grad && (st = td_gm_attach(gm, inputs[i]))) goto fail;
-    td_gm_record(gm);
-  }
-  st = c->run(inputs, &out);
-  td_gm_pause(gm);
-  if (st) goto fail;
-  if (grad) {
-    td_rng rng;
-    td_rng_seed(&rng, seed ^ 0x5bd1e995);
-    if ((st = td_tensor_rand_normal(&rng, out->ndim, out->shape, 0, 1, &dy))) goto fail;
-    if ((st = td_gm_backward(gm, out, dy))) goto fail;
-  }
+  if ((st = op_case_run(c, seed, inputs, grad, &gm, &out, &dy))) goto fail;
 
   char path[1024];
   snprintf(path, sizeof path, "%s/%s.json", outdir, c->name);

@@ -3,8 +3,7 @@
 #ifndef TD_TESTS_MODULE_TEST_UTIL_H
 #define TD_TESTS_MODULE_TEST_UTIL_H
 
-#include <string.h>
-
+#include "common/test_util.h"
 #include "module/layers.h"
 
 #define OK(expr) assert_int_equal((expr), TD_OK)
@@ -98,15 +97,10 @@ static inline td_module *mk_resnet_tiny(td_rng *rng) {
   return net;
 }
 
-static inline void assert_shape(const td_tensor *t, const char *expected) {
+/* t's shape printed as td_tensor_shape_str does: "[2,3]". */
+static inline void assert_shape_str(const td_tensor *t, const char *expected) {
   char s[TD_SHAPE_STR_MAX];
   assert_string_equal(td_tensor_shape_str(s, t), expected);
-}
-
-/* The current error message contains `part`. */
-static inline void assert_msg_has(const char *part) {
-  if (!strstr(td_error_message(), part))
-    fail_msg("message \"%s\" lacks \"%s\"", td_error_message(), part);
 }
 
 #endif

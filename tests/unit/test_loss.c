@@ -7,32 +7,17 @@
 #include <cmocka.h>
 
 #include <math.h>
-#include <string.h>
 
 #include "autodiff/grad_manager.h"
+#include "common/test_util.h"
 #include "functional/functional.h"
 
-static td_tensor *from(int ndim, const int64_t *shape, const float *data) {
-  td_tensor *t;
-  assert_int_equal(td_tensor_from_data(TD_FLOAT32, ndim, shape, data, &t), TD_OK);
-  return t;
-}
-
-static td_tensor *classes(int64_t n, const int64_t *data) {
-  td_tensor *t;
-  assert_int_equal(td_tensor_from_data(TD_INT64, 1, &n, data, &t), TD_OK);
-  return t;
-}
+/* int64 class indices, one per sample. */
+static td_tensor *classes(int64_t n, const int64_t *data) { return tensor_i64(1, &n, data); }
 
 static float scalar(const td_tensor *t) {
   assert_int_equal(t->ndim, 0);
   return td_tensor_f32(t)[0];
-}
-
-static void assert_msg_has(const char *a, const char *b) {
-  const char *m = td_error_message();
-  if (!strstr(m, a) || (b && !strstr(m, b)))
-    fail_msg("message \"%s\" lacks \"%s\"/\"%s\"", m, a, b ? b : "");
 }
 
 typedef td_status (*loss_fn)(td_tensor *, td_tensor *, td_reduction, td_tensor **);
@@ -68,7 +53,7 @@ static void test_cross_entropy_values(void **state) {
   const double lse = 3.4076059644443806;
   int64_t shape[] = {2, 3};
   float d[] = {1, 2, 3, 1, 2, 3};
-  td_tensor *x = from(2, shape, d), *t = classes(2, (int64_t[]){2, 0}), *y;
+  td_tensor *x = tensor_f32(2, shape, d), *t = classes(2, (int64_t[]){2, 0}), *y;
   assert_int_equal(td_cross_entropy(x, t, TD_REDUCTION_NONE, 0, &y), TD_OK);
   assert_int_equal(y->ndim, 1);
   assert_float_equal(td_tensor_f32(y)[0], lse - 3, 1e-6);
@@ -94,7 +79,7 @@ static void test_cross_entropy_gradient(void **state) {
   (void)state;
   int64_t shape[] = {2, 2};
   float d[] = {0, 0, 0, 0};
-  td_tensor *x = from(2, shape, d), *t = classes(2, (int64_t[]){0, 1});
+  td_tensor *x = tensor_f32(2, shape, d), *t = classes(2, (int64_t[]){0, 1});
   float v = loss_and_grad(ce_plain, x, t, false, TD_REDUCTION_MEAN);
   assert_float_equal(v, log(2), 1e-6);
   /* (softmax - onehot) / N */
@@ -115,7 +100,7 @@ static void test_cross_entropy_large_logits_are_stable(void **state) {
   (void)state;
   int64_t shape[] = {1, 2};
   float d[] = {1000, 0};
-  td_tensor *x = from(2, shape, d), *t = classes(1, (int64_t[]){1}), *y;
+  td_tensor *x = tensor_f32(2, shape, d), *t = classes(1, (int64_t[]){1}), *y;
   assert_int_equal(td_cross_entropy(x, t, TD_REDUCTION_MEAN, 0, &y), TD_OK);
   assert_float_equal(scalar(y), 1000, 1e-3);
   td_tensor_release(y);
@@ -147,7 +132,7 @@ static void test_nll_loss(void **state) {
   (void)state;
   int64_t shape[] = {2, 2};
   float d[] = {-1, -2, -3, -4};
-  td_tensor *x = from(2, shape, d), *t = classes(2, (int64_t[]){1, 0}), *y;
+  td_tensor *x = tensor_f32(2, shape, d), *t = classes(2, (int64_t[]){1, 0}), *y;
   assert_int_equal(td_nll_loss(x, t, TD_REDUCTION_NONE, &y), TD_OK);
   assert_float_equal(td_tensor_f32(y)[0], 2, 0);
   assert_float_equal(td_tensor_f32(y)[1], 3, 0);
@@ -164,7 +149,8 @@ static void test_nll_loss(void **state) {
 static void test_mse_and_target_gradient(void **state) {
   (void)state;
   int64_t shape[] = {2};
-  td_tensor *p = from(1, shape, (float[]){1, 2}), *t = from(1, shape, (float[]){0, 0}), *y;
+  td_tensor *p = tensor_f32(1, shape, (float[]){1, 2}), *t = tensor_f32(1, shape, (float[]){0, 0}),
+            *y;
   assert_int_equal(td_mse_loss(p, t, TD_REDUCTION_SUM, &y), TD_OK);
   assert_float_equal(scalar(y), 5, 0);
   td_tensor_release(y);
@@ -184,7 +170,8 @@ static void test_mse_and_target_gradient(void **state) {
 static void test_l1_gradient_is_zero_at_zero(void **state) {
   (void)state;
   int64_t shape[] = {3};
-  td_tensor *p = from(1, shape, (float[]){1, 0, -2}), *t = from(1, shape, (float[]){0, 0, 0});
+  td_tensor *p = tensor_f32(1, shape, (float[]){1, 0, -2}),
+            *t = tensor_f32(1, shape, (float[]){0, 0, 0});
   float v = loss_and_grad(td_l1_loss, p, t, false, TD_REDUCTION_SUM);
   assert_float_equal(v, 3, 0);
   float want[] = {1, 0, -1};
@@ -197,8 +184,8 @@ static void test_l1_gradient_is_zero_at_zero(void **state) {
 static void test_bce_with_logits_stable(void **state) {
   (void)state;
   int64_t shape[] = {3};
-  td_tensor *x = from(1, shape, (float[]){0, 100, -100});
-  td_tensor *t = from(1, shape, (float[]){1, 0, 1}), *y;
+  td_tensor *x = tensor_f32(1, shape, (float[]){0, 100, -100});
+  td_tensor *t = tensor_f32(1, shape, (float[]){1, 0, 1}), *y;
   assert_int_equal(td_binary_cross_entropy_with_logits(x, t, TD_REDUCTION_NONE, &y), TD_OK);
   assert_float_equal(td_tensor_f32(y)[0], log(2), 1e-6);
   assert_float_equal(td_tensor_f32(y)[1], 100, 1e-4); /* no overflow to inf */
@@ -223,45 +210,43 @@ static void test_class_target_errors(void **state) {
   assert_int_equal(td_tensor_zeros(TD_FLOAT32, 1, shape, &tf), TD_OK);
   td_tensor *t = classes(2, (int64_t[]){0, 1});
 
-  assert_int_equal(td_cross_entropy(x, tf, TD_REDUCTION_MEAN, 0, &y), TD_ERR_INVALID_ARGUMENT);
+  assert_error(td_cross_entropy(x, tf, TD_REDUCTION_MEAN, 0, &y), TD_ERR_INVALID_ARGUMENT,
+               "cross_entropy: expected int64 class indices as target, got float32");
   assert_null(y);
-  assert_msg_has("cross_entropy: expected int64 class indices as target, got float32", NULL);
-  assert_int_equal(td_cross_entropy(xi, t, TD_REDUCTION_MEAN, 0, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("cross_entropy: expected float32 logits, got int64", NULL);
-  assert_int_equal(td_cross_entropy(x3, t, TD_REDUCTION_MEAN, 0, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("cross_entropy: expected a 2-d logits", "[2,3,1]");
+  assert_error(td_cross_entropy(xi, t, TD_REDUCTION_MEAN, 0, &y), TD_ERR_INVALID_ARGUMENT,
+               "cross_entropy: expected float32 logits, got int64");
+  assert_error(td_cross_entropy(x3, t, TD_REDUCTION_MEAN, 0, &y), TD_ERR_INVALID_ARGUMENT,
+               "cross_entropy: expected a 2-d logits", "[2,3,1]");
 
   td_tensor *t3 = classes(3, (int64_t[]){0, 1, 2});
-  assert_int_equal(td_cross_entropy(x, t3, TD_REDUCTION_MEAN, 0, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("cross_entropy: target has shape [3]", "logits [2,3]");
+  assert_error(td_cross_entropy(x, t3, TD_REDUCTION_MEAN, 0, &y), TD_ERR_INVALID_ARGUMENT,
+               "cross_entropy: target has shape [3]", "logits [2,3]");
   td_tensor *t2d;
   assert_int_equal(td_tensor_zeros(TD_INT64, 2, (int64_t[]){2, 1}, &t2d), TD_OK);
-  assert_int_equal(td_nll_loss(x, t2d, TD_REDUCTION_MEAN, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("nll_loss: target has shape [2,1]", "log_probs [2,3]");
+  assert_error(td_nll_loss(x, t2d, TD_REDUCTION_MEAN, &y), TD_ERR_INVALID_ARGUMENT,
+               "nll_loss: target has shape [2,1]", "log_probs [2,3]");
 
   td_tensor *bad = classes(2, (int64_t[]){0, 5});
-  assert_int_equal(td_cross_entropy(x, bad, TD_REDUCTION_MEAN, 0, &y), TD_ERR_OUT_OF_RANGE);
+  assert_error(td_cross_entropy(x, bad, TD_REDUCTION_MEAN, 0, &y), TD_ERR_OUT_OF_RANGE,
+               "cross_entropy: target[1] = 5 is out of range for 3 classes");
   assert_null(y);
-  assert_msg_has("cross_entropy: target[1] = 5 is out of range for 3 classes", NULL);
   td_tensor *neg = classes(2, (int64_t[]){-100, 0});
-  assert_int_equal(td_nll_loss(x, neg, TD_REDUCTION_SUM, &y), TD_ERR_OUT_OF_RANGE);
-  assert_msg_has("nll_loss: target[0] = -100 is out of range for 3 classes",
-                 "ignore_index is not supported");
+  assert_error(td_nll_loss(x, neg, TD_REDUCTION_SUM, &y), TD_ERR_OUT_OF_RANGE,
+               "nll_loss: target[0] = -100 is out of range for 3 classes",
+               "ignore_index is not supported");
 
-  assert_int_equal(td_cross_entropy(x, t, TD_REDUCTION_MEAN, 1.5f, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("cross_entropy: label_smoothing must be in [0, 1], got 1.5", NULL);
-  assert_int_equal(td_cross_entropy(x, t, TD_REDUCTION_MEAN, -0.1f, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("cross_entropy: label_smoothing must be in [0, 1], got -0.1", NULL);
-  assert_int_equal(td_cross_entropy(x, t, TD_REDUCTION_MEAN, NAN, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("cross_entropy: label_smoothing must be in [0, 1], got nan", NULL);
-  assert_int_equal(td_cross_entropy(x, t, (td_reduction)7, 0, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("cross_entropy: unknown reduction 7", NULL);
-  assert_int_equal(td_cross_entropy(x, NULL, TD_REDUCTION_MEAN, 0, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("cross_entropy: target is NULL", NULL);
+  assert_error(td_cross_entropy(x, t, TD_REDUCTION_MEAN, 1.5f, &y), TD_ERR_INVALID_ARGUMENT,
+               "cross_entropy: label_smoothing must be in [0, 1], got 1.5");
+  assert_error(td_cross_entropy(x, t, TD_REDUCTION_MEAN, -0.1f, &y), TD_ERR_INVALID_ARGUMENT,
+               "cross_entropy: label_smoothing must be in [0, 1], got -0.1");
+  assert_error(td_cross_entropy(x, t, TD_REDUCTION_MEAN, NAN, &y), TD_ERR_INVALID_ARGUMENT,
+               "cross_entropy: label_smoothing must be in [0, 1], got nan");
+  assert_error(td_cross_entropy(x, t, (td_reduction)7, 0, &y), TD_ERR_INVALID_ARGUMENT,
+               "cross_entropy: unknown reduction 7");
+  assert_error(td_cross_entropy(x, NULL, TD_REDUCTION_MEAN, 0, &y), TD_ERR_INVALID_ARGUMENT,
+               "cross_entropy: target is NULL");
 
-  td_tensor *ts[] = {t, t3, t2d, bad, neg};
-  for (int i = 0; i < 5; i++)
-    td_tensor_release(ts[i]);
+  release_tensors(t, t3, t2d, bad, neg);
   td_tensor_release(tf);
   td_tensor_release(xi);
   td_tensor_release(x3);
@@ -274,21 +259,19 @@ static void test_pointwise_errors(void **state) {
   assert_int_equal(td_tensor_zeros(TD_FLOAT32, 2, (int64_t[]){2, 3}, &a), TD_OK);
   assert_int_equal(td_tensor_zeros(TD_FLOAT32, 2, (int64_t[]){3, 2}, &b), TD_OK);
   assert_int_equal(td_tensor_zeros(TD_INT64, 2, (int64_t[]){2, 3}, &bi), TD_OK);
-  assert_int_equal(td_mse_loss(a, b, TD_REDUCTION_MEAN, &y), TD_ERR_INVALID_ARGUMENT);
+  assert_error(td_mse_loss(a, b, TD_REDUCTION_MEAN, &y), TD_ERR_INVALID_ARGUMENT,
+               "mse_loss: input [2,3] and target [3,2]", "same shape");
   assert_null(y);
-  assert_msg_has("mse_loss: input [2,3] and target [3,2]", "same shape");
-  assert_int_equal(td_l1_loss(a, b, TD_REDUCTION_SUM, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("l1_loss: input [2,3] and target [3,2]", NULL);
-  assert_int_equal(td_binary_cross_entropy_with_logits(a, b, TD_REDUCTION_NONE, &y),
-                   TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("bce_with_logits: input [2,3] and target [3,2]", NULL);
-  assert_int_equal(td_binary_cross_entropy_with_logits(a, bi, TD_REDUCTION_MEAN, &y),
-                   TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("bce_with_logits: expected float32 target, got int64", NULL);
-  assert_int_equal(td_mse_loss(bi, a, TD_REDUCTION_MEAN, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("mse_loss: expected float32 input, got int64", NULL);
-  assert_int_equal(td_l1_loss(a, a, (td_reduction)-1, &y), TD_ERR_INVALID_ARGUMENT);
-  assert_msg_has("l1_loss: unknown reduction -1", NULL);
+  assert_error(td_l1_loss(a, b, TD_REDUCTION_SUM, &y), TD_ERR_INVALID_ARGUMENT,
+               "l1_loss: input [2,3] and target [3,2]");
+  assert_error(td_binary_cross_entropy_with_logits(a, b, TD_REDUCTION_NONE, &y),
+               TD_ERR_INVALID_ARGUMENT, "bce_with_logits: input [2,3] and target [3,2]");
+  assert_error(td_binary_cross_entropy_with_logits(a, bi, TD_REDUCTION_MEAN, &y),
+               TD_ERR_INVALID_ARGUMENT, "bce_with_logits: expected float32 target, got int64");
+  assert_error(td_mse_loss(bi, a, TD_REDUCTION_MEAN, &y), TD_ERR_INVALID_ARGUMENT,
+               "mse_loss: expected float32 input, got int64");
+  assert_error(td_l1_loss(a, a, (td_reduction)-1, &y), TD_ERR_INVALID_ARGUMENT,
+               "l1_loss: unknown reduction -1");
   td_tensor_release(bi);
   td_tensor_release(b);
   td_tensor_release(a);

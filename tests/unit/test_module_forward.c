@@ -18,12 +18,6 @@
 #include "module/layers.h"
 #include "module_test_util.h"
 
-static td_tensor *tensor_of(int ndim, const int64_t *shape, const float *values) {
-  td_tensor *t;
-  OK(td_tensor_from_data(TD_FLOAT32, ndim, shape, values, &t));
-  return t;
-}
-
 static td_tensor *random_input(td_rng *rng, int ndim, const int64_t *shape) {
   td_tensor *t;
   OK(td_tensor_rand_normal(rng, ndim, shape, 0.0f, 1.0f, &t));
@@ -58,7 +52,7 @@ static void expect_shape(td_module *m, int ndim, const int64_t *in, const char *
   for (int mode = 0; mode < 2; mode++) {
     td_module_train(m, mode == 0);
     td_tensor *y = run(m, x);
-    assert_shape(y, out);
+    assert_shape_str(y, out);
     td_tensor_release(y);
   }
   td_tensor_release(x);
@@ -143,7 +137,7 @@ static void test_output_shapes(void **state) {
   td_tensor *ids2;
   OK(td_tensor_view(ids, 2, ids_shape, &ids2));
   y = run(m, ids2);
-  assert_shape(y, "[2,5,3]");
+  assert_shape_str(y, "[2,5,3]");
   /* row 7 of the table is the output at [1, 2] */
   const float *w = td_tensor_f32(m->params[0].tensor);
   for (int j = 0; j < 3; j++)
@@ -184,7 +178,7 @@ static void test_whole_models(void **state) {
   int64_t cifar[] = {2, 3, 32, 32};
   td_tensor *x = random_input(&rng, 4, cifar);
   td_tensor *y = run(net, x);
-  assert_shape(y, "[2,10]");
+  assert_shape_str(y, "[2,10]");
   td_tensor_release(y);
   td_module_eval(net);
   y = run(net, x);
@@ -215,7 +209,7 @@ static void test_linear_and_residual_values(void **state) {
   set_values(lin->params[1].tensor, b);
   int64_t s[] = {2, 3};
   const float xv[] = {1, 1, 1, 2, 0, -1};
-  td_tensor *x = tensor_of(2, s, xv);
+  td_tensor *x = tensor_f32(2, s, xv);
   td_tensor *y = run(lin, x);
   const float want[] = {6.5f, -0.5f, -0.5f, -3.5f};
   assert_values(y, want, 1e-6f);
@@ -230,7 +224,7 @@ static void test_linear_and_residual_values(void **state) {
   OK(td_module_residual(body, NULL, &res));
   int64_t s2[] = {1, 2};
   const float x2[] = {1, -2};
-  x = tensor_of(2, s2, x2);
+  x = tensor_f32(2, s2, x2);
   y = run(res, x);
   const float want2[] = {3, -6};
   assert_values(y, want2, 1e-6f);
@@ -266,7 +260,7 @@ static void test_activation_values(void **state) {
   (void)state;
   int64_t s[] = {1, 4};
   const float xv[] = {-2, -0.5f, 0.5f, 3};
-  td_tensor *x = tensor_of(2, s, xv);
+  td_tensor *x = tensor_f32(2, s, xv);
   float want[4];
   td_module *m;
   td_tensor *y;
@@ -326,7 +320,7 @@ static void test_batch_norm_train_and_eval(void **state) {
   td_tensor *nbt = bn->buffers[2].tensor;
   int64_t s[] = {4, 2};
   const float xv[] = {1, 10, 2, 20, 3, 30, 4, 40};
-  td_tensor *x = tensor_of(2, s, xv);
+  td_tensor *x = tensor_f32(2, s, xv);
   const float mean[] = {2.5f, 25}, var[] = {1.25f, 125}, unbiased[] = {5.0f / 3, 500.0f / 3};
 
   /* Training: batch statistics (biased variance), running statistics move
@@ -358,7 +352,7 @@ static void test_batch_norm_train_and_eval(void **state) {
    * names the layer, and no batch is counted. */
   td_module_train(bn, true);
   int64_t one[] = {1, 2};
-  td_tensor *x1 = tensor_of(2, one, xv);
+  td_tensor *x1 = tensor_f32(2, one, xv);
   td_tensor *bad = (td_tensor *)&bad;
   assert_int_equal(td_module_forward(bn, x1, &bad), TD_ERR_INVALID_ARGUMENT);
   assert_null(bad);
@@ -453,11 +447,11 @@ static void test_op_errors_carry_the_layer_path(void **state) {
   int64_t s[] = {3};
   const int64_t ids[] = {0, 4, 1};
   td_tensor *x, *y = (td_tensor *)&y;
-  OK(td_tensor_from_data(TD_INT64, 1, s, ids, &x));
+  x = tensor_i64(1, s, ids);
   assert_int_equal(td_module_forward(net, x, &y), TD_ERR_OUT_OF_RANGE);
   assert_null(y);
   assert_true(strncmp(td_error_message(), "sequential: embedding 'tokens': embedding: ", 43) == 0);
-  assert_msg_has("4");
+  assert_message_has("4");
   td_tensor_release(x);
   td_module_destroy(net);
 
@@ -466,7 +460,7 @@ static void test_op_errors_carry_the_layer_path(void **state) {
   td_module *inner = mk_seq();
   seq_add(inner, NULL, mk_relu());
   seq_add(net, "act", inner);
-  OK(td_tensor_from_data(TD_INT64, 1, s, ids, &x));
+  x = tensor_i64(1, s, ids);
   assert_int_equal(td_module_forward(net, x, &y), TD_ERR_INVALID_ARGUMENT);
   assert_true(strncmp(td_error_message(), "sequential: sequential 'act': relu '0': relu: ", 46) ==
               0);

@@ -5,22 +5,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include <cmocka.h>
 
 #include "autodiff/grad_manager.h"
+#include "common/test_util.h"
 #include "functional/nn.h"
-
-/* Asserts the status code and that the message contains every listed string. */
-#define EXPECT_ERR(call, code, ...)                                                                \
-  do {                                                                                             \
-    assert_int_equal((call), (code));                                                              \
-    const char *needles_[] = {__VA_ARGS__, NULL};                                                  \
-    for (int k_ = 0; needles_[k_]; k_++)                                                           \
-      if (!strstr(td_error_message(), needles_[k_]))                                               \
-        fail_msg("message \"%s\" lacks \"%s\"", td_error_message(), needles_[k_]);                 \
-  } while (0)
 
 /* Values in [1, 2): never zero, so a zero output means "dropped". */
 static td_tensor *positive(int ndim, const int64_t *shape, uint64_t seed) {
@@ -141,15 +131,15 @@ static void test_dropout_errors(void **state) {
   assert_int_equal(td_tensor_zeros(TD_INT64, 2, s, &xi), TD_OK);
   td_rng rng;
   td_rng_seed(&rng, 1);
-  EXPECT_ERR(td_dropout(x, 1.5f, true, &rng, &y), TD_ERR_INVALID_ARGUMENT, "dropout", "[0, 1]",
-             "1.5");
-  EXPECT_ERR(td_dropout(x, -0.1f, false, &rng, &y), TD_ERR_INVALID_ARGUMENT, "dropout", "-0.1");
-  EXPECT_ERR(td_dropout(x, NAN, true, &rng, &y), TD_ERR_INVALID_ARGUMENT, "dropout", "nan");
-  EXPECT_ERR(td_dropout(xi, 0.5f, true, &rng, &y), TD_ERR_INVALID_ARGUMENT, "dropout",
-             "expected float32 input, got int64");
-  EXPECT_ERR(td_dropout(x, 0.3f, true, NULL, &y), TD_ERR_INVALID_ARGUMENT, "dropout",
-             "random generator");
-  EXPECT_ERR(td_dropout(NULL, 0.3f, true, &rng, &y), TD_ERR_INVALID_ARGUMENT, "dropout", "NULL");
+  assert_error(td_dropout(x, 1.5f, true, &rng, &y), TD_ERR_INVALID_ARGUMENT, "dropout", "[0, 1]",
+               "1.5");
+  assert_error(td_dropout(x, -0.1f, false, &rng, &y), TD_ERR_INVALID_ARGUMENT, "dropout", "-0.1");
+  assert_error(td_dropout(x, NAN, true, &rng, &y), TD_ERR_INVALID_ARGUMENT, "dropout", "nan");
+  assert_error(td_dropout(xi, 0.5f, true, &rng, &y), TD_ERR_INVALID_ARGUMENT, "dropout",
+               "expected float32 input, got int64");
+  assert_error(td_dropout(x, 0.3f, true, NULL, &y), TD_ERR_INVALID_ARGUMENT, "dropout",
+               "random generator");
+  assert_error(td_dropout(NULL, 0.3f, true, &rng, &y), TD_ERR_INVALID_ARGUMENT, "dropout", "NULL");
   assert_null(y);
   td_tensor_release(xi);
   td_tensor_release(x);
@@ -157,24 +147,16 @@ static void test_dropout_errors(void **state) {
 
 /* ---- embedding ---------------------------------------------------------------- */
 
-static td_tensor *indices(int ndim, const int64_t *shape, const int64_t *data) {
-  td_tensor *t;
-  assert_int_equal(td_tensor_from_data(TD_INT64, ndim, shape, data, &t), TD_OK);
-  return t;
-}
-
 static td_tensor *table(void) { /* [[0,1],[2,3],[4,5]] */
   int64_t s[] = {3, 2};
   float w[] = {0, 1, 2, 3, 4, 5};
-  td_tensor *t;
-  assert_int_equal(td_tensor_from_data(TD_FLOAT32, 2, s, w, &t), TD_OK);
-  return t;
+  return tensor_f32(2, s, w);
 }
 
 static void test_embedding_gathers_rows(void **state) {
   (void)state;
   int64_t s[] = {2, 2};
-  td_tensor *idx = indices(2, s, (int64_t[]){2, 0, 2, 1}), *w = table(), *y;
+  td_tensor *idx = tensor_i64(2, s, (int64_t[]){2, 0, 2, 1}), *w = table(), *y;
   assert_int_equal(td_embedding(idx, w, &y), TD_OK);
   assert_int_equal(y->ndim, 3);
   assert_int_equal(y->shape[2], 2);
@@ -199,7 +181,7 @@ static void test_embedding_gathers_rows(void **state) {
 static void test_embedding_gradient_scatter_adds(void **state) {
   (void)state;
   int64_t s[] = {3};
-  td_tensor *idx = indices(1, s, (int64_t[]){1, 1, 2}), *w = table(), *y;
+  td_tensor *idx = tensor_i64(1, s, (int64_t[]){1, 1, 2}), *w = table(), *y;
   td_grad_manager *gm;
   assert_int_equal(td_gm_create(&gm), TD_OK);
   assert_int_equal(td_gm_attach(gm, w), TD_OK);
@@ -216,8 +198,8 @@ static void test_embedding_gradient_scatter_adds(void **state) {
   assert_int_equal(td_embedding(idx, w, &y), TD_OK);
   td_gm_pause(gm);
   assert_int_equal(td_tensor_fill_(idx, 0), TD_OK);
-  EXPECT_ERR(td_gm_backward(gm, y, NULL), TD_ERR_FAILED_PRECONDITION, "embedding",
-             "modified in place");
+  assert_error(td_gm_backward(gm, y, NULL), TD_ERR_FAILED_PRECONDITION, "embedding",
+               "modified in place");
   assert_memory_equal(td_tensor_f32(w->grad), want, sizeof want); /* unchanged */
   td_tensor_release(y);
   td_gm_destroy(gm);
@@ -229,33 +211,33 @@ static void test_embedding_errors(void **state) {
   (void)state;
   int64_t s[] = {2, 2};
   td_tensor *w = table(), *y = NULL;
-  td_tensor *idx = indices(2, s, (int64_t[]){0, 1, 5, 2});
-  EXPECT_ERR(td_embedding(idx, w, &y), TD_ERR_OUT_OF_RANGE, "embedding", "index 5",
-             "position [1,0]", "3 embeddings", "[3,2]");
-  td_tensor *neg = indices(2, s, (int64_t[]){0, -1, 1, 2});
-  EXPECT_ERR(td_embedding(neg, w, &y), TD_ERR_OUT_OF_RANGE, "embedding", "index -1",
-             "position [0,1]");
+  td_tensor *idx = tensor_i64(2, s, (int64_t[]){0, 1, 5, 2});
+  assert_error(td_embedding(idx, w, &y), TD_ERR_OUT_OF_RANGE, "embedding", "index 5",
+               "position [1,0]", "3 embeddings", "[3,2]");
+  td_tensor *neg = tensor_i64(2, s, (int64_t[]){0, -1, 1, 2});
+  assert_error(td_embedding(neg, w, &y), TD_ERR_OUT_OF_RANGE, "embedding", "index -1",
+               "position [0,1]");
   td_tensor *fidx;
   assert_int_equal(td_tensor_zeros(TD_FLOAT32, 2, s, &fidx), TD_OK);
-  EXPECT_ERR(td_embedding(fidx, w, &y), TD_ERR_INVALID_ARGUMENT,
-             "embedding: expected int64 indices, got float32");
+  assert_error(td_embedding(fidx, w, &y), TD_ERR_INVALID_ARGUMENT,
+               "embedding: expected int64 indices, got float32");
   td_tensor *w1, *wi;
   int64_t three = 3;
   assert_int_equal(td_tensor_zeros(TD_FLOAT32, 1, &three, &w1), TD_OK);
   assert_int_equal(td_tensor_zeros(TD_INT64, 2, s, &wi), TD_OK);
-  td_tensor *good = indices(2, s, (int64_t[]){0, 1, 1, 0});
-  EXPECT_ERR(td_embedding(good, w1, &y), TD_ERR_INVALID_ARGUMENT, "embedding", "2-d weight", "[3]");
-  EXPECT_ERR(td_embedding(good, wi, &y), TD_ERR_INVALID_ARGUMENT, "embedding",
-             "float32 weight, got int64");
+  td_tensor *good = tensor_i64(2, s, (int64_t[]){0, 1, 1, 0});
+  assert_error(td_embedding(good, w1, &y), TD_ERR_INVALID_ARGUMENT, "embedding", "2-d weight",
+               "[3]");
+  assert_error(td_embedding(good, wi, &y), TD_ERR_INVALID_ARGUMENT, "embedding",
+               "float32 weight, got int64");
   int64_t eight[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-  td_tensor *deep = indices(8, eight, (int64_t[]){0});
-  EXPECT_ERR(td_embedding(deep, w, &y), TD_ERR_INVALID_ARGUMENT, "embedding", "8 dims");
-  EXPECT_ERR(td_embedding(NULL, w, &y), TD_ERR_INVALID_ARGUMENT, "embedding", "indices is NULL");
-  EXPECT_ERR(td_embedding(good, NULL, &y), TD_ERR_INVALID_ARGUMENT, "embedding", "weight is NULL");
+  td_tensor *deep = tensor_i64(8, eight, (int64_t[]){0});
+  assert_error(td_embedding(deep, w, &y), TD_ERR_INVALID_ARGUMENT, "embedding", "8 dims");
+  assert_error(td_embedding(NULL, w, &y), TD_ERR_INVALID_ARGUMENT, "embedding", "indices is NULL");
+  assert_error(td_embedding(good, NULL, &y), TD_ERR_INVALID_ARGUMENT, "embedding",
+               "weight is NULL");
   assert_null(y);
-  td_tensor *tensors[] = {w, idx, neg, fidx, w1, wi, good, deep};
-  for (int i = 0; i < 8; i++)
-    td_tensor_release(tensors[i]);
+  release_tensors(w, idx, neg, fidx, w1, wi, good, deep);
 }
 
 int main(void) {

@@ -10,26 +10,9 @@
 #include <cmocka.h>
 
 #include "autodiff/grad_manager.h"
+#include "common/test_util.h"
 #include "functional/norm.h"
 #include "tensor/random.h"
-
-/* Asserts the status code and that the message contains every listed string. */
-#define EXPECT_ERR(call, code, ...)                                                                \
-  do {                                                                                             \
-    assert_int_equal((call), (code));                                                              \
-    const char *needles_[] = {__VA_ARGS__, NULL};                                                  \
-    for (int k_ = 0; needles_[k_]; k_++)                                                           \
-      if (!strstr(td_error_message(), needles_[k_]))                                               \
-        fail_msg("message \"%s\" lacks \"%s\"", td_error_message(), needles_[k_]);                 \
-  } while (0)
-
-static td_tensor *from(int ndim, const int64_t *shape, const float *data) {
-  td_tensor *t;
-  assert_int_equal(td_tensor_from_data(TD_FLOAT32, ndim, shape, data, &t), TD_OK);
-  return t;
-}
-
-static td_tensor *vec(int64_t n, const float *data) { return from(1, &n, data); }
 
 static void assert_values(const td_tensor *t, const float *want, int64_t n, float tol) {
   assert_int_equal(t->numel, n);
@@ -44,8 +27,9 @@ static void test_batch_norm_train_values_and_running_update(void **state) {
   /* channel 0: {1, 3} mean 2, biased var 1; channel 1: {2, 6} mean 4, biased var 4 */
   int64_t s[] = {2, 2};
   float xd[] = {1, 2, 3, 6};
-  td_tensor *x = from(2, s, xd), *w = vec(2, (float[]){1, 2}), *b = vec(2, (float[]){0, 1});
-  td_tensor *rm = vec(2, (float[]){0.5f, -1}), *rv = vec(2, (float[]){2, 3}), *y;
+  td_tensor *x = tensor_f32(2, s, xd), *w = vec_f32(2, (float[]){1, 2}),
+            *b = vec_f32(2, (float[]){0, 1});
+  td_tensor *rm = vec_f32(2, (float[]){0.5f, -1}), *rv = vec_f32(2, (float[]){2, 3}), *y;
   uint64_t vm = td_tensor_version(rm), vv = td_tensor_version(rv);
   td_batch_norm_params p = {
       .training = true, .momentum = 0.1f, .eps = 0, .running_mean = rm, .running_var = rv};
@@ -121,8 +105,8 @@ static void test_batch_norm_running_update_matches_pytorch(void **state) {
 static void test_batch_norm_eval_uses_running_stats(void **state) {
   (void)state;
   int64_t s[] = {2, 1, 2};
-  td_tensor *x = from(3, s, (float[]){1, 3, 5, -1}), *y;
-  td_tensor *rm = vec(1, (float[]){1}), *rv = vec(1, (float[]){4});
+  td_tensor *x = tensor_f32(3, s, (float[]){1, 3, 5, -1}), *y;
+  td_tensor *rm = vec_f32(1, (float[]){1}), *rv = vec_f32(1, (float[]){4});
   uint64_t vm = td_tensor_version(rm);
   td_batch_norm_params p = {
       .training = false, .momentum = 0.1f, .eps = 0, .running_mean = rm, .running_var = rv};
@@ -143,12 +127,24 @@ static void test_batch_norm_eval_uses_running_stats(void **state) {
   td_tensor_release(rv);
 }
 
+/* Records batch_norm(x, w, b) and backpropagates dy into their grads. */
+static void batch_norm_backward(td_grad_manager *gm, td_tensor *x, td_tensor *w, td_tensor *b,
+                                const td_batch_norm_params *p, td_tensor *dy) {
+  td_tensor *y;
+  assert_int_equal(td_gm_record(gm), TD_OK);
+  assert_int_equal(td_batch_norm(x, w, b, p, &y), TD_OK);
+  td_gm_pause(gm);
+  assert_int_equal(td_gm_backward(gm, y, dy), TD_OK);
+  td_tensor_release(y);
+}
+
 static void test_batch_norm_gradients(void **state) {
   (void)state;
   int64_t s[] = {2, 1};
-  td_tensor *x = from(2, s, (float[]){1, 5}), *w = vec(1, (float[]){3}), *b = vec(1, (float[]){0});
-  td_tensor *rm = vec(1, (float[]){1}), *rv = vec(1, (float[]){4}),
-            *dy = from(2, s, (float[]){1, 2});
+  td_tensor *x = tensor_f32(2, s, (float[]){1, 5}), *w = vec_f32(1, (float[]){3}),
+            *b = vec_f32(1, (float[]){0});
+  td_tensor *rm = vec_f32(1, (float[]){1}), *rv = vec_f32(1, (float[]){4}),
+            *dy = tensor_f32(2, s, (float[]){1, 2});
   td_grad_manager *gm;
   assert_int_equal(td_gm_create(&gm), TD_OK);
   assert_int_equal(td_gm_attach(gm, x), TD_OK);
@@ -158,15 +154,10 @@ static void test_batch_norm_gradients(void **state) {
   /* Eval: affine only. gx = w / sqrt(rv) * dy = 1.5 dy; xhat = {0, 2} */
   td_batch_norm_params p = {
       .training = false, .momentum = 0.1f, .eps = 0, .running_mean = rm, .running_var = rv};
-  td_tensor *y;
-  assert_int_equal(td_gm_record(gm), TD_OK);
-  assert_int_equal(td_batch_norm(x, w, b, &p, &y), TD_OK);
-  td_gm_pause(gm);
-  assert_int_equal(td_gm_backward(gm, y, dy), TD_OK);
+  batch_norm_backward(gm, x, w, b, &p, dy);
   assert_values(x->grad, (float[]){1.5f, 3}, 2, 1e-6f);
   assert_values(w->grad, (float[]){4}, 1, 1e-6f);
   assert_values(b->grad, (float[]){3}, 1, 1e-6f);
-  td_tensor_release(y);
   TD_RELEASE(x->grad);
   TD_RELEASE(w->grad);
   TD_RELEASE(b->grad);
@@ -174,14 +165,10 @@ static void test_batch_norm_gradients(void **state) {
   /* Training, batch {1, 5}: mean 3, var 4, xhat {-1, 1}. The full formula:
    * gx = w*invstd*(dy - mean(dy) - xhat*mean(dy*xhat)) = 1.5*({1,2} - 1.5 - {-1,1}*0.5) = 0 */
   p.training = true;
-  assert_int_equal(td_gm_record(gm), TD_OK);
-  assert_int_equal(td_batch_norm(x, w, b, &p, &y), TD_OK);
-  td_gm_pause(gm);
-  assert_int_equal(td_gm_backward(gm, y, dy), TD_OK);
+  batch_norm_backward(gm, x, w, b, &p, dy);
   assert_values(x->grad, (float[]){0, 0}, 2, 1e-6f);
   assert_values(w->grad, (float[]){1}, 1, 1e-6f);
   assert_values(b->grad, (float[]){3}, 1, 1e-6f);
-  td_tensor_release(y);
   td_tensor_release(dy);
   td_gm_destroy(gm);
   td_tensor_release(x);
@@ -209,45 +196,45 @@ static void test_batch_norm_errors_change_nothing(void **state) {
   td_batch_norm_params p = {
       .training = true, .momentum = 0.1f, .eps = 1e-5f, .running_mean = rm, .running_var = rv};
 
-  EXPECT_ERR(td_batch_norm(x1, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
-             "expected more than 1 value per channel when training", "[1,3]");
-  EXPECT_ERR(td_batch_norm(xi, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
-             "expected float32 input, got int64");
-  EXPECT_ERR(td_batch_norm(xs, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
-             "2-d to 4-d", "[3]");
-  EXPECT_ERR(td_batch_norm(x5, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
-             "[1,3,1,1,2]");
-  EXPECT_ERR(td_batch_norm(x, w4, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm", "weight",
-             "[4]", "expected [3]", "[4,3]");
-  EXPECT_ERR(td_batch_norm(x, NULL, w4, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm", "bias",
-             "[4]");
-  EXPECT_ERR(td_batch_norm(x, wi, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
-             "float32 weight, got int64");
+  assert_error(td_batch_norm(x1, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
+               "expected more than 1 value per channel when training", "[1,3]");
+  assert_error(td_batch_norm(xi, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
+               "expected float32 input, got int64");
+  assert_error(td_batch_norm(xs, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
+               "2-d to 4-d", "[3]");
+  assert_error(td_batch_norm(x5, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
+               "[1,3,1,1,2]");
+  assert_error(td_batch_norm(x, w4, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm", "weight",
+               "[4]", "expected [3]", "[4,3]");
+  assert_error(td_batch_norm(x, NULL, w4, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm", "bias",
+               "[4]");
+  assert_error(td_batch_norm(x, wi, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
+               "float32 weight, got int64");
   p.running_var = w4;
-  EXPECT_ERR(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
-             "running_var", "[4]");
+  assert_error(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
+               "running_var", "[4]");
   p.running_var = NULL;
-  EXPECT_ERR(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm", "both",
-             "running_var is NULL");
+  assert_error(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm", "both",
+               "running_var is NULL");
   p.running_var = rv;
   p.running_mean = wi;
-  EXPECT_ERR(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
-             "float32 running_mean, got int64");
+  assert_error(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
+               "float32 running_mean, got int64");
   p.running_mean = rm;
   p.eps = -1;
-  EXPECT_ERR(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm", "eps",
-             "-1");
+  assert_error(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm", "eps",
+               "-1");
   p.eps = NAN;
-  EXPECT_ERR(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm", "eps");
+  assert_error(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm", "eps");
   p.eps = 1e-5f;
   p.momentum = INFINITY;
-  EXPECT_ERR(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
-             "momentum", "inf");
+  assert_error(td_batch_norm(x, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
+               "momentum", "inf");
   p.momentum = 0.1f;
-  EXPECT_ERR(td_batch_norm(NULL, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
-             "NULL");
-  EXPECT_ERR(td_batch_norm(x, NULL, NULL, NULL, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
-             "params");
+  assert_error(td_batch_norm(NULL, NULL, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
+               "NULL");
+  assert_error(td_batch_norm(x, NULL, NULL, NULL, &y), TD_ERR_INVALID_ARGUMENT, "batch_norm",
+               "params");
   assert_null(y);
   /* None of the failed calls touched the running statistics. */
   assert_int_equal(td_tensor_version(rm), vm);
@@ -260,9 +247,7 @@ static void test_batch_norm_errors_change_nothing(void **state) {
   p.training = false;
   assert_int_equal(td_batch_norm(x1, NULL, NULL, &p, &y), TD_OK);
   td_tensor_release(y);
-  td_tensor *tensors[] = {x, xi, x1, xs, x5, rm, rv, w4, wi};
-  for (int i = 0; i < 9; i++)
-    td_tensor_release(tensors[i]);
+  release_tensors(x, xi, x1, xs, x5, rm, rv, w4, wi);
 }
 
 /* ---- layer_norm ------------------------------------------------------------- */
@@ -271,8 +256,8 @@ static void test_layer_norm_values(void **state) {
   (void)state;
   /* rows {1, 3} and {0, 4}: both normalise to {-1, 1} with eps 0 */
   int64_t s[] = {2, 2};
-  td_tensor *x = from(2, s, (float[]){1, 3, 0, 4}), *w = vec(2, (float[]){2, 1});
-  td_tensor *b = vec(2, (float[]){0, 1}), *y;
+  td_tensor *x = tensor_f32(2, s, (float[]){1, 3, 0, 4}), *w = vec_f32(2, (float[]){2, 1});
+  td_tensor *b = vec_f32(2, (float[]){0, 1}), *y;
   assert_int_equal(td_layer_norm(x, 1, w, b, 0, &y), TD_OK);
   assert_values(y, (float[]){-2, 2, -2, 2}, 4, 1e-6f);
   td_tensor_release(y);
@@ -294,8 +279,8 @@ static void test_layer_norm_gradients(void **state) {
   /* Row {1, 3}: xhat {-1, 1}, invstd 1. gxhat = dy*w = {1, 4}:
    * gx = gxhat - mean(gxhat) - xhat*mean(gxhat*xhat) = {1,4} - 2.5 - {-1,1}*1.5 = {0, 0} */
   int64_t s[] = {1, 2};
-  td_tensor *x = from(2, s, (float[]){1, 3}), *w = vec(2, (float[]){1, 2});
-  td_tensor *b = vec(2, (float[]){0, 0}), *dy = from(2, s, (float[]){1, 2}), *y;
+  td_tensor *x = tensor_f32(2, s, (float[]){1, 3}), *w = vec_f32(2, (float[]){1, 2});
+  td_tensor *b = vec_f32(2, (float[]){0, 0}), *dy = tensor_f32(2, s, (float[]){1, 2}), *y;
   td_grad_manager *gm;
   assert_int_equal(td_gm_create(&gm), TD_OK);
   assert_int_equal(td_gm_attach(gm, x), TD_OK);
@@ -325,28 +310,26 @@ static void test_layer_norm_errors(void **state) {
   assert_int_equal(td_tensor_ones(TD_FLOAT32, 1, s3, &w3), TD_OK);
   assert_int_equal(td_tensor_ones(TD_FLOAT32, 2, s34, &w34), TD_OK);
   assert_int_equal(td_tensor_zeros(TD_INT64, 2, s34, &wi), TD_OK);
-  EXPECT_ERR(td_layer_norm(x, 0, NULL, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
-             "normalized_ndim 0", "[1, 3]", "[2,3,4]");
-  EXPECT_ERR(td_layer_norm(x, 4, NULL, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
-             "normalized_ndim 4");
-  EXPECT_ERR(td_layer_norm(x, 1, w3, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
-             "weight has shape [3]", "normalized shape [4]", "[2,3,4]");
-  EXPECT_ERR(td_layer_norm(x, 1, NULL, w34, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
-             "bias has shape [3,4]", "[4]");
-  EXPECT_ERR(td_layer_norm(x, 2, wi, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
-             "float32 weight, got int64");
-  EXPECT_ERR(td_layer_norm(xi, 1, NULL, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
-             "float32 input, got int64");
-  EXPECT_ERR(td_layer_norm(x, 1, NULL, NULL, -0.5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
-             "eps", "-0.5");
-  EXPECT_ERR(td_layer_norm(NULL, 1, NULL, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
-             "NULL");
+  assert_error(td_layer_norm(x, 0, NULL, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
+               "normalized_ndim 0", "[1, 3]", "[2,3,4]");
+  assert_error(td_layer_norm(x, 4, NULL, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
+               "normalized_ndim 4");
+  assert_error(td_layer_norm(x, 1, w3, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
+               "weight has shape [3]", "normalized shape [4]", "[2,3,4]");
+  assert_error(td_layer_norm(x, 1, NULL, w34, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
+               "bias has shape [3,4]", "[4]");
+  assert_error(td_layer_norm(x, 2, wi, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
+               "float32 weight, got int64");
+  assert_error(td_layer_norm(xi, 1, NULL, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
+               "float32 input, got int64");
+  assert_error(td_layer_norm(x, 1, NULL, NULL, -0.5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
+               "eps", "-0.5");
+  assert_error(td_layer_norm(NULL, 1, NULL, NULL, 1e-5f, &y), TD_ERR_INVALID_ARGUMENT, "layer_norm",
+               "NULL");
   assert_null(y);
   assert_int_equal(td_layer_norm(x, 2, w34, w34, 1e-5f, &y), TD_OK);
   td_tensor_release(y);
-  td_tensor *tensors[] = {x, xi, w3, w34, wi};
-  for (int i = 0; i < 5; i++)
-    td_tensor_release(tensors[i]);
+  release_tensors(x, xi, w3, w34, wi);
 }
 
 int main(void) {

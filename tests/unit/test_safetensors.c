@@ -16,76 +16,63 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/test_util.h"
 #include "core/alloc.h"
 #include "io/safetensors.h"
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static td_tensor *f32_tensor(int ndim, const int64_t *shape, float start, float step) {
-  td_tensor *t;
-  assert_int_equal(td_tensor_empty(TD_FLOAT32, ndim, shape, &t), TD_OK);
-  for (int64_t i = 0; i < t->numel; i++)
-    td_tensor_f32(t)[i] = start + step * (float)i;
-  return t;
-}
-
-/* Puts t into m and drops the caller's reference. */
-static void put(td_tensor_map *m, const char *name, td_tensor *t) {
-  assert_int_equal(td_tensor_map_put(m, name, t), TD_OK);
-  td_tensor_release(t);
-}
 
 /* Every dtype, 0-d and empty tensors, and strided views (transposed, sliced
  * with an offset, broadcast with stride 0), plus UTF-8 metadata. */
 static void make_map(td_tensor_map *m) {
   td_tensor_map_init(m);
   int64_t s23[] = {2, 3};
-  put(m, "w", f32_tensor(2, s23, -1.0f, 0.5f));
+  map_put(m, "w", ramp(2, s23, -1.0f, 0.5f));
 
   int64_t s4[] = {4};
   td_tensor *idx;
   assert_int_equal(td_tensor_empty(TD_INT64, 1, s4, &idx), TD_OK);
   const int64_t iv[] = {INT64_MIN, -1, 0, INT64_MAX};
   memcpy(td_tensor_i64(idx), iv, sizeof iv);
-  put(m, "idx", idx);
+  map_put(m, "idx", idx);
 
   int64_t s3[] = {3};
   td_tensor *cnt;
   assert_int_equal(td_tensor_empty(TD_INT32, 1, s3, &cnt), TD_OK);
   const int32_t cv[] = {INT32_MIN, 7, INT32_MAX};
   memcpy(td_tensor_data(cnt), cv, sizeof cv);
-  put(m, "cnt", cnt);
+  map_put(m, "cnt", cnt);
 
-  put(m, "scalar", f32_tensor(0, NULL, 3.25f, 0));
+  map_put(m, "scalar", ramp(0, NULL, 3.25f, 0));
   int64_t s05[] = {0, 5};
-  put(m, "empty", f32_tensor(2, s05, 0, 0));
+  map_put(m, "empty", ramp(2, s05, 0, 0));
   int64_t s0[] = {0};
   td_tensor *e64;
   assert_int_equal(td_tensor_empty(TD_INT64, 1, s0, &e64), TD_OK);
-  put(m, "empty_i64", e64);
+  map_put(m, "empty_i64", e64);
 
   int64_t s34[] = {3, 4};
-  td_tensor *base = f32_tensor(2, s34, 0, 1), *view;
+  td_tensor *base = ramp(2, s34, 0, 1), *view;
   assert_int_equal(td_tensor_transpose(base, 0, 1, &view), TD_OK);
-  put(m, "transposed", view);
+  map_put(m, "transposed", view);
   td_tensor_release(base);
 
   int64_t s10[] = {10};
-  base = f32_tensor(1, s10, 100, 1);
+  base = ramp(1, s10, 100, 1);
   assert_int_equal(td_tensor_slice(base, 0, 1, 10, 2, &view), TD_OK);
-  put(m, "sliced", view);
+  map_put(m, "sliced", view);
   td_tensor_release(base);
 
   int64_t s13[] = {1, 3}, s43[] = {4, 3};
-  base = f32_tensor(2, s13, 7, 1);
+  base = ramp(2, s13, 7, 1);
   assert_int_equal(td_tensor_expand(base, 2, s43, &view), TD_OK);
-  put(m, "broadcast", view);
+  map_put(m, "broadcast", view);
   td_tensor_release(base);
 
   td_tensor *nbt;
   assert_int_equal(td_tensor_zeros(TD_INT64, 0, NULL, &nbt), TD_OK);
   td_tensor_i64(nbt)[0] = 12345;
-  put(m, "bn.num_batches_tracked", nbt);
+  map_put(m, "bn.num_batches_tracked", nbt);
 
   assert_int_equal(td_tensor_map_set_meta(m, "format", "pt"), TD_OK);
   assert_int_equal(
@@ -111,11 +98,6 @@ static void assert_map_equal(const td_tensor_map *got, const td_tensor_map *want
   assert_int_equal(got->meta_count, want->meta_count);
   for (size_t i = 0; i < want->meta_count; i++)
     assert_string_equal(td_tensor_map_get_meta(got, want->meta[i].key), want->meta[i].value);
-}
-
-static void assert_message_has(const char *needle) {
-  if (!strstr(td_error_message(), needle))
-    fail_msg("message \"%s\" lacks \"%s\"", td_error_message(), needle);
 }
 
 static uint64_t le64(const unsigned char *p) {
@@ -295,7 +277,7 @@ static void test_reference_bytes(void **state) {
   (void)state;
   td_tensor_map m = {0};
   int64_t shape[] = {1, 1, 2, 3};
-  put(&m, "attn0", f32_tensor(4, shape, 0, 1));
+  map_put(&m, "attn0", ramp(4, shape, 0, 1));
   void *buf;
   size_t len;
   assert_int_equal(td_safetensors_write_buffer(&m, &buf, &len), TD_OK);
@@ -349,7 +331,7 @@ static void test_file_matches_buffer(void **state) {
   assert_int_equal(count_dir_entries(dir), 1); /* no temporary file left */
   /* Overwriting an existing file replaces it whole. */
   td_tensor_map small = {0};
-  put(&small, "x", f32_tensor(0, NULL, 1, 0));
+  map_put(&small, "x", ramp(0, NULL, 1, 0));
   assert_int_equal(td_safetensors_write_file(&small, path), TD_OK);
   td_tensor_map back2 = {0};
   assert_int_equal(td_safetensors_read_file(path, &back2), TD_OK);
@@ -382,7 +364,7 @@ static void test_failed_write_keeps_old_file(void **state) {
 
   td_tensor_map m = {0};
   int64_t shape[] = {64, 1024};
-  put(&m, "big", f32_tensor(2, shape, 0, 1));
+  map_put(&m, "big", ramp(2, shape, 0, 1));
   struct rlimit saved, small;
   assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
   small = saved;
@@ -393,9 +375,7 @@ static void test_failed_write_keeps_old_file(void **state) {
   assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
   signal(SIGXFSZ, prev);
 
-  assert_int_equal(st, TD_ERR_IO);
-  assert_message_has(path);
-  assert_message_has("File too large");
+  assert_error(st, TD_ERR_IO, path, "File too large");
   size_t len;
   char *now = read_whole(path, &len);
   assert_int_equal(len, sizeof old);
@@ -412,10 +392,8 @@ static void test_failed_rename_cleans_up(void **state) {
   snprintf(path, sizeof path, "%s/taken", dir);
   assert_int_equal(mkdir(path, 0700), 0);
   td_tensor_map m = {0};
-  put(&m, "x", f32_tensor(0, NULL, 1, 0));
-  assert_int_equal(td_safetensors_write_file(&m, path), TD_ERR_IO);
-  assert_message_has(path);
-  assert_message_has("rename");
+  map_put(&m, "x", ramp(0, NULL, 1, 0));
+  assert_error(td_safetensors_write_file(&m, path), TD_ERR_IO, path, "rename");
   assert_int_equal(count_dir_entries(dir), 1);
   struct stat sb;
   assert_int_equal(stat(path, &sb), 0);
@@ -428,10 +406,8 @@ static void test_write_into_missing_dir(void **state) {
   char path[256];
   snprintf(path, sizeof path, "%s/no/such/dir/model.safetensors", dir);
   td_tensor_map m = {0};
-  put(&m, "x", f32_tensor(0, NULL, 1, 0));
-  assert_int_equal(td_safetensors_write_file(&m, path), TD_ERR_IO);
-  assert_message_has(path);
-  assert_message_has("No such file or directory");
+  map_put(&m, "x", ramp(0, NULL, 1, 0));
+  assert_error(td_safetensors_write_file(&m, path), TD_ERR_IO, path, "No such file or directory");
   assert_int_equal(count_dir_entries(dir), 0);
   td_tensor_map_free(&m);
 }
@@ -458,10 +434,9 @@ static void test_write_into_read_only_dir(void **state) {
   char path[300];
   snprintf(path, sizeof path, "%s/model.safetensors", target);
   td_tensor_map m = {0};
-  put(&m, "x", f32_tensor(0, NULL, 1, 0));
-  assert_int_equal(td_safetensors_write_file(&m, path), TD_ERR_IO);
-  assert_message_has(path);
-  assert_message_has("cannot create temporary file");
+  map_put(&m, "x", ramp(0, NULL, 1, 0));
+  assert_error(td_safetensors_write_file(&m, path), TD_ERR_IO, path,
+               "cannot create temporary file");
   assert_int_equal(count_dir_entries(ro), 0);
   td_tensor_map_free(&m);
 }
@@ -474,23 +449,22 @@ static void test_write_rejects_bad_names(void **state) {
   size_t len = 1;
 
   td_tensor_map m = {0};
-  put(&m, "__metadata__", f32_tensor(0, NULL, 1, 0));
+  map_put(&m, "__metadata__", ramp(0, NULL, 1, 0));
   assert_int_equal(td_safetensors_write_buffer(&m, &buf, &len), TD_ERR_INVALID_ARGUMENT);
   assert_null(buf);
   assert_int_equal(len, 0);
   assert_message_has("'__metadata__' is reserved");
-  assert_int_equal(td_safetensors_write_file(&m, path), TD_ERR_INVALID_ARGUMENT);
-  assert_message_has(path);
+  assert_error(td_safetensors_write_file(&m, path), TD_ERR_INVALID_ARGUMENT, path);
   td_tensor_map_free(&m);
 
-  put(&m, "w\xff", f32_tensor(0, NULL, 1, 0));
-  assert_int_equal(td_safetensors_write_buffer(&m, &buf, &len), TD_ERR_INVALID_ARGUMENT);
-  assert_message_has("tensor name 'w\xff' is not valid UTF-8");
+  map_put(&m, "w\xff", ramp(0, NULL, 1, 0));
+  assert_error(td_safetensors_write_buffer(&m, &buf, &len), TD_ERR_INVALID_ARGUMENT,
+               "tensor name 'w\xff' is not valid UTF-8");
   td_tensor_map_free(&m);
 
   assert_int_equal(td_tensor_map_set_meta(&m, "k", "v\xc3"), TD_OK);
-  assert_int_equal(td_safetensors_write_buffer(&m, &buf, &len), TD_ERR_INVALID_ARGUMENT);
-  assert_message_has("metadata value of 'k' is not valid UTF-8");
+  assert_error(td_safetensors_write_buffer(&m, &buf, &len), TD_ERR_INVALID_ARGUMENT,
+               "metadata value of 'k' is not valid UTF-8");
   assert_int_equal(td_safetensors_write_file(&m, path), TD_ERR_INVALID_ARGUMENT);
   td_tensor_map_free(&m);
   assert_int_equal(count_dir_entries(dir), 0); /* refused before touching the disk */
@@ -531,9 +505,8 @@ static void test_read_accepts_any_offset_order(void **state) {
 static void test_read_requires_empty_output(void **state) {
   (void)state;
   td_tensor_map m = {0};
-  put(&m, "x", f32_tensor(0, NULL, 1, 0));
-  assert_int_equal(read_image("{}", 0, &m), TD_ERR_INVALID_ARGUMENT);
-  assert_message_has("must be empty");
+  map_put(&m, "x", ramp(0, NULL, 1, 0));
+  assert_error(read_image("{}", 0, &m), TD_ERR_INVALID_ARGUMENT, "must be empty");
   assert_int_equal(m.count, 1);
   td_tensor_map_free(&m);
 }
@@ -543,10 +516,8 @@ static void test_read_file_errors(void **state) {
   char path[256];
   snprintf(path, sizeof path, "%s/missing.safetensors", dir);
   td_tensor_map m = {0};
-  assert_int_equal(td_safetensors_read_file(path, &m), TD_ERR_NOT_FOUND);
-  assert_message_has(path);
-  assert_int_equal(td_safetensors_read_file(dir, &m), TD_ERR_IO);
-  assert_message_has("not a regular file");
+  assert_error(td_safetensors_read_file(path, &m), TD_ERR_NOT_FOUND, path);
+  assert_error(td_safetensors_read_file(dir, &m), TD_ERR_IO, "not a regular file");
 
   /* A valid file cut short on disk is a format error naming the path. */
   td_tensor_map full;
@@ -558,8 +529,7 @@ static void test_read_file_errors(void **state) {
   const size_t cuts[] = {0, 7, 8, 100, len - 1};
   for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
     write_whole(path, buf, cuts[i]);
-    assert_int_equal(td_safetensors_read_file(path, &m), TD_ERR_FORMAT);
-    assert_message_has(path);
+    assert_error(td_safetensors_read_file(path, &m), TD_ERR_FORMAT, path);
     assert_int_equal(m.count, 0);
   }
   write_whole(path, buf, len);
@@ -703,7 +673,7 @@ static void test_many_tensors(void **state) {
   for (int i = 0; i < 1000; i++) {
     snprintf(name, sizeof name, "layer.%d.weight", i);
     int64_t shape[] = {i % 3};
-    put(&m, name, f32_tensor(1, shape, (float)i, 1));
+    map_put(&m, name, ramp(1, shape, (float)i, 1));
   }
   void *buf;
   size_t len;
