@@ -24,6 +24,7 @@
 
 #include <cblas.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -131,15 +132,42 @@ static void run_pass(const pass *p, int64_t gi, const float *in, float *grid, in
 
 typedef void (*work_fn)(void *job, int t, int nt);
 
-typedef struct worker {
+/* A pool of workers kept between calls (starting threads for every
+ * convolution costs more than small ones take). One job runs at a time; a
+ * caller that finds the pool busy (another session's convolution) runs its
+ * shares itself. */
+static struct {
+  pthread_mutex_t busy;      /* held by the caller whose job is running */
+  pthread_mutex_t m;         /* guards the fields below */
+  pthread_cond_t start, done;
+  int nworkers;              /* threads started so far (worker i runs share i) */
+  uint64_t generation;       /* bumped for every job */
+  int participants, pending; /* workers in the current job, and those not finished */
   work_fn fn;
   void *job;
-  int t, nt;
-} worker;
+  int nt;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL, NULL, 0};
 
-static void *worker_main(void *arg) {
-  worker *w = arg;
-  w->fn(w->job, w->t, w->nt);
+/* The generation current when worker i was started: its first job is the next one. */
+static uint64_t pool_born[MAX_THREADS];
+
+static void *pool_worker(void *arg) {
+  int id = (int)(intptr_t)arg;
+  pthread_mutex_lock(&pool.m);
+  uint64_t seen = pool_born[id];
+  for (;;) {
+    while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.m);
+    seen = pool.generation;
+    if (id > pool.participants) continue;
+    work_fn fn = pool.fn;
+    void *job = pool.job;
+    int nt = pool.nt;
+    pthread_mutex_unlock(&pool.m);
+    fn(job, id, nt);
+    pthread_mutex_lock(&pool.m);
+    if (--pool.pending == 0) pthread_cond_signal(&pool.done);
+  }
   return NULL;
 }
 
@@ -150,24 +178,34 @@ static int thread_count(int64_t n) {
   return t > 1 ? t : 1;
 }
 
-/* Runs fn(job, t, nt) for t = 0..nt-1, on nt - 1 new threads and this one.
- * A thread that cannot be started has its share run here instead. Workers
- * never fail: everything they need is allocated before. */
+/* Runs fn(job, t, nt) for t = 0..nt-1: share 0 here, the others on pool
+ * workers (or here too, when workers cannot be had). Workers never fail:
+ * everything they need is allocated before. */
 static void run_parallel(int nt, work_fn fn, void *job) {
-  pthread_t th[MAX_THREADS];
-  worker w[MAX_THREADS];
-  bool started[MAX_THREADS] = {false};
-  for (int t = 1; t < nt; t++) {
-    w[t] = (worker){fn, job, t, nt};
-    started[t] = pthread_create(&th[t], NULL, worker_main, &w[t]) == 0;
+  if (nt > 1 && pthread_mutex_trylock(&pool.busy) == 0) {
+    pthread_mutex_lock(&pool.m);
+    while (pool.nworkers < nt - 1) {
+      pthread_t th;
+      pool_born[pool.nworkers + 1] = pool.generation;
+      if (pthread_create(&th, NULL, pool_worker, (void *)(intptr_t)(pool.nworkers + 1))) break;
+      pthread_detach(th);
+      pool.nworkers++;
+    }
+    int helpers = pool.nworkers < nt - 1 ? pool.nworkers : nt - 1;
+    pool.fn = fn, pool.job = job, pool.nt = nt;
+    pool.participants = pool.pending = helpers;
+    pool.generation++;
+    pthread_cond_broadcast(&pool.start);
+    pthread_mutex_unlock(&pool.m);
+    fn(job, 0, nt);
+    for (int t = helpers + 1; t < nt; t++) fn(job, t, nt);
+    pthread_mutex_lock(&pool.m);
+    while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.m);
+    pthread_mutex_unlock(&pool.m);
+    pthread_mutex_unlock(&pool.busy);
+    return;
   }
-  fn(job, 0, nt);
-  for (int t = 1; t < nt; t++) {
-    if (started[t])
-      pthread_join(th[t], NULL);
-    else
-      fn(job, t, nt);
-  }
+  for (int t = 0; t < nt; t++) fn(job, t, nt);
 }
 
 /* ---- the input side: phase planes ----------------------------------------- */
@@ -242,20 +280,23 @@ static void prep_input(const conv_geom *g, const layout *l, const float *x, floa
 }
 
 /* Weights as [groups][blocks of 4 outputs][kc][4], zero in a partial last
- * block; w_at(g, gi, k, r) is the weight of the group's output k, row r. */
-typedef float (*weight_at)(const conv_geom *g, const float *w, int64_t gi, int64_t k, int64_t r,
-                           const void *extra);
-
+ * block. Output k of group gi, reduction row r, is w[gi*gs + k*ks + roff[r]]
+ * (roff NULL: r itself). */
 static float *pack_weights(const conv_geom *g, const float *w, int64_t nout, int64_t kc,
-                           weight_at at, const void *extra) {
+                           int64_t gs, int64_t ks, const int64_t *roff) {
   int64_t nob = (nout + OB - 1) / OB;
   float *wpk = td_calloc((size_t)(g->groups * nob * OB * kc) + 1, sizeof(float),
                          "conv2d packed weights");
   if (!wpk) return NULL;
   for (int64_t gi = 0; gi < g->groups; gi++)
-    for (int64_t k = 0; k < nout; k++)
-      for (int64_t r = 0; r < kc; r++)
-        wpk[((gi * nob + k / OB) * kc + r) * OB + k % OB] = at(g, w, gi, k, r, extra);
+    for (int64_t k = 0; k < nout; k++) {
+      const float *src = w + gi * gs + k * ks;
+      float *dst = wpk + (gi * nob + k / OB) * kc * OB + k % OB;
+      if (roff)
+        for (int64_t r = 0; r < kc; r++) dst[r * OB] = src[roff[r]];
+      else
+        for (int64_t r = 0; r < kc; r++) dst[r * OB] = src[r];
+    }
   return wpk;
 }
 
@@ -283,12 +324,6 @@ static void forward_worker(void *arg, int t, int nt) {
     }
 }
 
-static float forward_weight(const conv_geom *g, const float *w, int64_t gi, int64_t k, int64_t r,
-                            const void *extra) {
-  (void)extra;
-  return w[(gi * g->og + k) * g->kc + r];
-}
-
 bool td_conv_direct_supported(const conv_geom *g) { return g->groups == 1 || g->og >= OB; }
 
 td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float *w,
@@ -301,7 +336,7 @@ td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float
   forward_job j = {g, &l, &p, x, bias, y, NULL, 0, pass_positions(&p)};
   int nt = thread_count(g->n);
   j.bufsz = round_up(g->cg * l.cstride + p.nob * OB * j.grid_ld, 16);
-  float *wpk = pack_weights(g, w, g->og, g->kc, forward_weight, NULL);
+  float *wpk = pack_weights(g, w, g->og, g->kc, g->og * g->kc, g->kc, NULL);
   j.bufs = wpk ? td_calloc((size_t)(j.bufsz * nt), sizeof(float), "conv2d buffers") : NULL;
   if (!j.bufs) {
     td_free(wpk);
@@ -332,20 +367,6 @@ typedef struct dx_plan {
   int64_t *src;               /* all phases' offsets, og * kh * kw in total */
 } dx_plan;
 
-typedef struct dx_taps {
-  const int64_t *tap; /* tap indices i*kw + j of one phase */
-  int64_t n;
-} dx_taps;
-
-/* Weight for dX output channel k (input channel k of the group) and
- * reduction row r = (o, t) of a phase: w[o][k][tap t]. */
-static float input_grad_weight(const conv_geom *g, const float *w, int64_t gi, int64_t k,
-                               int64_t r, const void *extra) {
-  const dx_taps *t = extra;
-  int64_t o = r / t->n;
-  return w[((gi * g->og + o) * g->cg + k) * g->kh * g->kw + t->tap[r % t->n]];
-}
-
 static void dx_plan_free(dx_plan *d) {
   for (int i = 0; i < d->npass; i++) td_free((void *)d->p[i].wpk);
   td_free(d->p);
@@ -363,7 +384,10 @@ static td_status dx_plan_init(dx_plan *d, const conv_geom *g, const float *w) {
   d->p = td_calloc((size_t)(g->sh * g->sw), sizeof(pass), "conv2d passes");
   d->src = td_alloc(sizeof(int64_t) * (size_t)(g->og * khw + 1), "conv2d tap offsets");
   int64_t *tap = td_alloc(sizeof(int64_t) * (size_t)khw, "conv2d taps");
-  td_status st = d->p && d->src && tap ? TD_OK : TD_ERR_NO_MEMORY;
+  /* Where reduction row (o, t) of a phase finds its weight for dX channel k
+   * (input channel k of the group): w[o][k][tap t]. */
+  int64_t *roff = td_alloc(sizeof(int64_t) * (size_t)(g->og * khw + 1), "conv2d taps");
+  td_status st = d->p && d->src && tap && roff ? TD_OK : TD_ERR_NO_MEMORY;
   int64_t used = 0;
   for (int64_t a = 0; a < g->sh && !st; a++)
     for (int64_t b = 0; b < g->sw && !st; b++) {
@@ -380,6 +404,7 @@ static td_status dx_plan_init(dx_plan *d, const conv_geom *g, const float *w) {
           int64_t i = tap[t] / g->kw, j = tap[t] % g->kw;
           src[o * nt + t] = o * d->ps + (rlo + d->ti - i * g->dh / g->sh) * d->wy +
                             (clo + d->tj - j * g->dw / g->sw);
+          roff[o * nt + t] = o * g->cg * khw + tap[t];
         }
       used += g->og * nt;
       /* dX pixel (R, C) of this phase: iy = R*sh + a - ph, ix = C*sw + b - pw. */
@@ -387,13 +412,13 @@ static td_status dx_plan_init(dx_plan *d, const conv_geom *g, const float *w) {
       *p = (pass){g->og * nt, src, NULL, g->cg, (g->cg + OB - 1) / OB, rhi - rlo, chi - clo,
                   d->wy, g->hw, (rlo * g->sh + a - g->ph) * g->w + clo * g->sw + b - g->pw,
                   g->sh * g->w, g->sw};
-      dx_taps taps = {tap, nt};
-      if (!(p->wpk = pack_weights(g, w, g->cg, p->kc, input_grad_weight, &taps)))
+      if (!(p->wpk = pack_weights(g, w, g->cg, p->kc, g->og * g->cg * khw, khw, roff)))
         st = TD_ERR_NO_MEMORY;
       else
         d->npass++;
     }
   td_free(tap);
+  td_free(roff);
   if (st) dx_plan_free(d);
   return st;
 }

@@ -276,15 +276,9 @@ static td_status adaptive_geometry(const td_op_ctx *ctx, pool_geom *g) {
     return td_error(TD_ERR_INVALID_ARGUMENT,
                     "adaptive_avg_pool2d: output size must be >= 1, got (%d,%d)",
                     p->output_size[0], p->output_size[1]);
+  /* pool_input bounds h and w by 2^31, so the bin arithmetic (a position
+   * times an extent) cannot overflow. */
   g->oh = p->output_size[0], g->ow = p->output_size[1];
-  /* The bin arithmetic multiplies a position by the input extent. */
-  if (g->h > INT64_MAX / (g->oh + 1) || g->w > INT64_MAX / (g->ow + 1)) {
-    char s[TD_SHAPE_STR_MAX];
-    return td_error(TD_ERR_INVALID_ARGUMENT,
-                    "adaptive_avg_pool2d: input %s is too large for output size (%d,%d)",
-                    td_tensor_shape_str(s, ctx->inputs[0]), p->output_size[0],
-                    p->output_size[1]);
-  }
   return TD_OK;
 }
 
