@@ -69,6 +69,11 @@ const op_case op_cases_conv[] = {
     CONV("conv2d_kernel_covers_input", plain, T4(2, 2, 3, 3), T4(2, 2, 3, 3), B(2)),
     CONV("conv2d_strided_inputs", pad1, S4(2, 3, 5, 6), S4(4, 3, 3, 3), B(4)),
     CONV("conv2d_input_no_grad", pad1, NG4(2, 3, 5, 5), T4(4, 3, 3, 3), B(4)),
+    /* Long reductions on small images: tiles vectorized over output channels
+     * (an odd number of channel vectors in the second; stride-2 input
+     * gradient phases split between both kinds of tile). */
+    CONV("conv2d_channel_tiles", pad1, T4(2, 8, 4, 4), T4(16, 8, 3, 3), B(16)),
+    CONV("conv2d_channel_tiles_stride2", stride2_pad1, T4(2, 8, 8, 8), T4(24, 8, 3, 3), B(24)),
     /* 32x32 outputs: several samples per sgemm, then a last chunk of one */
     CONV("conv2d_chunks", pad1, T4(3, 1, 32, 32), T4(2, 1, 3, 3), B(2)),
     {0},
