@@ -32,7 +32,7 @@
 #include "functional/conv_tiles.h"
 
 enum {
-  GRID_TILE = 3 * VEC,  /* positions per full grid tile */
+  GRID_TILE = 3 * VEC, /* positions per full grid tile */
   MAX_THREADS = 16,
   WS_MAX = 4,           /* samples summed in registers by a weight-gradient tile */
   WS_BYTES = 512 << 10, /* ...while their inputs stay within this (about L2) */
@@ -49,11 +49,11 @@ static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
  * over a prepared input (row width wq). Output k at grid position (u, c)
  * goes to out[k * out_plane + out0 + u * out_rs + c * out_vs]. */
 typedef struct pass {
-  int64_t kc;            /* reduction rows */
-  const int64_t *src;    /* [kc]: where each row reads, relative to the position */
-  bool cv;               /* vectorized over channels, else over positions */
-  const float *w;        /* cv: [groups][kc][npad]; grid: [groups][npad/4][kc][4] */
-  int64_t nout, npad;    /* output channels per group; rounded up to 8 (cv) or 4 (grid) */
+  int64_t kc;         /* reduction rows */
+  const int64_t *src; /* [kc]: where each row reads, relative to the position */
+  bool cv;            /* vectorized over channels, else over positions */
+  const float *w;     /* cv: [groups][kc][npad]; grid: [groups][npad/4][kc][4] */
+  int64_t nout, npad; /* output channels per group; rounded up to 8 (cv) or 4 (grid) */
   int64_t rows, cols, wq;
   int64_t out_plane, out0, out_rs, out_vs;
 } pass;
@@ -68,7 +68,8 @@ static int64_t grid_positions(int64_t rows, int64_t wq) { return round_up(rows *
 static bool choose_cv(int64_t kc, int64_t nout, int64_t rows, int64_t cols, int64_t wq) {
   int64_t grid = grid_positions(rows, wq) * round_up(nout, GQ) * kc;
   int64_t npos = rows * cols;
-  int64_t cv = round_up(npos, CP) * round_up(nout, VEC) * kc + TRANSPOSE_COST * npos * round_up(nout, VEC);
+  int64_t cv =
+      round_up(npos, CP) * round_up(nout, VEC) * kc + TRANSPOSE_COST * npos * round_up(nout, VEC);
   return cv < grid;
 }
 
@@ -83,15 +84,16 @@ static int64_t pass_scratch(const pass *p) {
 static float *pack_weights(const conv_geom *g, const pass *p, const float *w, int64_t gs,
                            int64_t ks, const int64_t *roff) {
   int64_t kc = p->kc, npad = p->npad;
-  float *wp = td_calloc((size_t)(g->groups * kc * npad) + 1, sizeof(float),
-                        "conv2d packed weights");
+  float *wp =
+      td_calloc((size_t)(g->groups * kc * npad) + 1, sizeof(float), "conv2d packed weights");
   if (!wp) return NULL;
   for (int64_t gi = 0; gi < g->groups; gi++)
     for (int64_t k = 0; k < p->nout; k++) {
       const float *src = w + gi * gs + k * ks;
       float *dst = p->cv ? wp + gi * kc * npad + k : wp + (gi * npad + k / GQ * GQ) * kc + k % GQ;
       int64_t step = p->cv ? npad : GQ;
-      for (int64_t r = 0; r < kc; r++) dst[r * step] = src[roff ? roff[r] : r];
+      for (int64_t r = 0; r < kc; r++)
+        dst[r * step] = src[roff ? roff[r] : r];
     }
   return wp;
 }
@@ -99,14 +101,15 @@ static float *pack_weights(const conv_geom *g, const pass *p, const float *w, in
 static void grid_tiles(int nq, const float *in, const int64_t *src, int64_t kc, const float *w,
                        float *y, int64_t ld, int64_t qv) {
   int64_t q0 = 0;
-#define GRID_Q(nv)                                                          \
-  switch (nq) {                                                             \
-  case 1: grid_tile(nv, 1, in + q0, src, kc, w, y + q0, ld); break;         \
-  case 2: grid_tile(nv, 2, in + q0, src, kc, w, y + q0, ld); break;         \
-  case 3: grid_tile(nv, 3, in + q0, src, kc, w, y + q0, ld); break;         \
-  default: grid_tile(nv, 4, in + q0, src, kc, w, y + q0, ld); break;        \
+#define GRID_Q(nv)                                                                                 \
+  switch (nq) {                                                                                    \
+  case 1: grid_tile(nv, 1, in + q0, src, kc, w, y + q0, ld); break;                                \
+  case 2: grid_tile(nv, 2, in + q0, src, kc, w, y + q0, ld); break;                                \
+  case 3: grid_tile(nv, 3, in + q0, src, kc, w, y + q0, ld); break;                                \
+  default: grid_tile(nv, 4, in + q0, src, kc, w, y + q0, ld); break;                               \
   }
-  for (; q0 + GRID_TILE <= qv; q0 += GRID_TILE) GRID_Q(3)
+  for (; q0 + GRID_TILE <= qv; q0 += GRID_TILE)
+    GRID_Q(3)
   if (qv - q0 == 2 * VEC) GRID_Q(2)
   if (qv - q0 == VEC) GRID_Q(1)
 #undef GRID_Q
@@ -131,10 +134,10 @@ static void scatter_cv(const pass *p, const float *tmp, float *out, const float 
   int64_t pfull = flat ? npos / VEC * VEC : 0, kfull = p->nout / VEC * VEC;
   for (int64_t k0 = 0; k0 < kfull; k0 += VEC) {
     __m256 add[VEC];
-    for (int j = 0; j < VEC; j++) add[j] = _mm256_set1_ps(bias ? bias[k0 + j] : 0.0f);
+    for (int j = 0; j < VEC; j++)
+      add[j] = _mm256_set1_ps(bias ? bias[k0 + j] : 0.0f);
     for (int64_t q0 = 0; q0 < pfull; q0 += VEC)
-      transpose8(tmp + q0 * ld + k0, ld, out + k0 * p->out_plane + p->out0 + q0, p->out_plane,
-                 add);
+      transpose8(tmp + q0 * ld + k0, ld, out + k0 * p->out_plane + p->out0 + q0, p->out_plane, add);
   }
   for (int64_t k = 0; k < p->nout; k++) {
     float *dst = out + k * p->out_plane + p->out0;
@@ -161,7 +164,8 @@ static void run_pass(const pass *p, int64_t gi, const float *in, float *tmp, flo
       }
       float *t = tmp + k0 * p->npad;
       int64_t v = 0;
-      for (; v + 2 <= nvec; v += 2) cv_tile_2(in, pos, p->src, p->kc, w + v * VEC, p->npad, t + v * VEC);
+      for (; v + 2 <= nvec; v += 2)
+        cv_tile_2(in, pos, p->src, p->kc, w + v * VEC, p->npad, t + v * VEC);
       if (v < nvec) cv_tile_1(in, pos, p->src, p->kc, w + v * VEC, p->npad, t + v * VEC);
     }
     scatter_cv(p, tmp, out, bias);
@@ -180,9 +184,11 @@ static void run_pass(const pass *p, int64_t gi, const float *in, float *tmp, flo
       float *d = dst + u * p->out_rs;
       const float *s = g + u * p->wq;
       if (p->out_vs == 1) /* the common case, kept apart so it vectorizes */
-        for (int64_t c = 0; c < p->cols; c++) d[c] = s[c] + b;
+        for (int64_t c = 0; c < p->cols; c++)
+          d[c] = s[c] + b;
       else
-        for (int64_t c = 0; c < p->cols; c++) d[c * p->out_vs] = s[c] + b;
+        for (int64_t c = 0; c < p->cols; c++)
+          d[c * p->out_vs] = s[c] + b;
     }
   }
 }
@@ -196,8 +202,8 @@ typedef void (*work_fn)(void *job, int t, int nt);
  * caller that finds the pool busy (another session's convolution) runs its
  * shares itself. */
 static struct {
-  pthread_mutex_t busy;      /* held by the caller whose job is running */
-  pthread_mutex_t m;         /* guards the fields below */
+  pthread_mutex_t busy; /* held by the caller whose job is running */
+  pthread_mutex_t m;    /* guards the fields below */
   pthread_cond_t start, done;
   int nworkers;              /* threads started so far (worker i runs share i) */
   uint64_t generation;       /* bumped for every job */
@@ -205,8 +211,17 @@ static struct {
   work_fn fn;
   void *job;
   int nt;
-} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL, NULL, 0};
+} pool = {PTHREAD_MUTEX_INITIALIZER,
+          PTHREAD_MUTEX_INITIALIZER,
+          PTHREAD_COND_INITIALIZER,
+          PTHREAD_COND_INITIALIZER,
+          0,
+          0,
+          0,
+          0,
+          NULL,
+          NULL,
+          0};
 
 /* The generation current when worker i was started: its first job is the next one. */
 static uint64_t pool_born[MAX_THREADS];
@@ -216,7 +231,8 @@ static void *pool_worker(void *arg) {
   pthread_mutex_lock(&pool.m);
   uint64_t seen = pool_born[id];
   for (;;) {
-    while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.m);
+    while (pool.generation == seen)
+      pthread_cond_wait(&pool.start, &pool.m);
     seen = pool.generation;
     if (id > pool.participants) continue;
     work_fn fn = pool.fn;
@@ -257,14 +273,17 @@ static void run_parallel(int nt, work_fn fn, void *job) {
     pthread_cond_broadcast(&pool.start);
     pthread_mutex_unlock(&pool.m);
     fn(job, 0, nt);
-    for (int t = helpers + 1; t < nt; t++) fn(job, t, nt);
+    for (int t = helpers + 1; t < nt; t++)
+      fn(job, t, nt);
     pthread_mutex_lock(&pool.m);
-    while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.m);
+    while (pool.pending > 0)
+      pthread_cond_wait(&pool.done, &pool.m);
     pthread_mutex_unlock(&pool.m);
     pthread_mutex_unlock(&pool.busy);
     return;
   }
-  for (int t = 0; t < nt; t++) fn(job, t, nt);
+  for (int t = 0; t < nt; t++)
+    fn(job, t, nt);
 }
 
 /* ---- the input side: phase planes ----------------------------------------- */
@@ -313,10 +332,13 @@ static inline void copy_row(float *restrict dst, const float *restrict src, int6
                             int64_t n) {
   if (step == 1) {
     int64_t k = 0;
-    for (; k + VEC <= n; k += VEC) _mm256_storeu_ps(dst + k, _mm256_loadu_ps(src + k));
-    for (; k < n; k++) dst[k] = src[k];
+    for (; k + VEC <= n; k += VEC)
+      _mm256_storeu_ps(dst + k, _mm256_loadu_ps(src + k));
+    for (; k < n; k++)
+      dst[k] = src[k];
   } else {
-    for (int64_t k = 0; k < n; k++) dst[k] = src[k * step];
+    for (int64_t k = 0; k < n; k++)
+      dst[k] = src[k * step];
   }
 }
 
@@ -335,8 +357,8 @@ static void prep_input(const conv_geom *g, const layout *l, const float *x, floa
         conv_valid_range(b - g->pw, g->sw, g->w, l->wq, &clo, &chi);
         for (int64_t r = rlo; r < rhi; r++)
           copy_row(pl + r * l->wq + clo,
-                   x + c * g->hw + (r * g->sh + a - g->ph) * g->w + clo * g->sw + b - g->pw,
-                   g->sw, chi - clo);
+                   x + c * g->hw + (r * g->sh + a - g->ph) * g->w + clo * g->sw + b - g->pw, g->sw,
+                   chi - clo);
       }
     }
 }
@@ -369,11 +391,10 @@ bool td_conv_direct_supported(const conv_geom *g) { return g->groups == 1 || g->
 
 /* A pass over a prepared input, vectorized as the cost model says. */
 static pass make_pass(int64_t kc, const int64_t *src, int64_t nout, int64_t rows, int64_t cols,
-                      int64_t wq, int64_t out_plane, int64_t out0, int64_t out_rs,
-                      int64_t out_vs) {
+                      int64_t wq, int64_t out_plane, int64_t out0, int64_t out_rs, int64_t out_vs) {
   bool cv = choose_cv(kc, nout, rows, cols, wq);
-  return (pass){kc, src, cv, NULL, nout, round_up(nout, cv ? VEC : GQ), rows, cols, wq,
-                out_plane, out0, out_rs, out_vs};
+  return (pass){kc, src,       cv,   NULL,   nout,  round_up(nout, cv ? VEC : GQ), rows, cols,
+                wq, out_plane, out0, out_rs, out_vs};
 }
 
 td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float *w,
@@ -411,12 +432,13 @@ td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float
 typedef struct dx_plan {
   int64_t ti, tj, hy, wy, ps; /* dY padding, padded size, floats per plane */
   int npass;
-  pass *p;                    /* [sh * sw], the phases holding image pixels */
-  int64_t *src;               /* all phases' offsets, og * kh * kw in total */
+  pass *p;      /* [sh * sw], the phases holding image pixels */
+  int64_t *src; /* all phases' offsets, og * kh * kw in total */
 } dx_plan;
 
 static void dx_plan_free(dx_plan *d) {
-  for (int i = 0; i < d->npass; i++) td_free((void *)d->p[i].w);
+  for (int i = 0; i < d->npass; i++)
+    td_free((void *)d->p[i].w);
   td_free(d->p);
   td_free(d->src);
 }
@@ -494,7 +516,8 @@ static void dx_worker(void *arg, int t, int nt) {
           copy_row(pad + o * d->ps + (oy + d->ti) * d->wy + d->tj, src + oy * g->ow, 1, g->ow);
       }
       float *dxg = j->dx + (n * g->c + gi * g->cg) * g->hw;
-      for (int i = 0; i < d->npass; i++) run_pass(&d->p[i], gi, pad, tmp, dxg, NULL);
+      for (int i = 0; i < d->npass; i++)
+        run_pass(&d->p[i], gi, pad, tmp, dxg, NULL);
     }
 }
 
@@ -536,10 +559,10 @@ typedef struct weight_job {
   const layout *l;
   const float *x, *dy;
   bool cv;
-  int ws;                /* samples per tile */
-  int64_t npad, kcp;     /* channels rounded up (8 cv, 4 grid), rows rounded up to tiles */
-  int64_t qv;            /* grid: positions per dY row */
-  float *bufs;           /* per thread: ws prepared inputs, ws dY, then partial sums */
+  int ws;            /* samples per tile */
+  int64_t npad, kcp; /* channels rounded up (8 cv, 4 grid), rows rounded up to tiles */
+  int64_t qv;        /* grid: positions per dY row */
+  float *bufs;       /* per thread: ws prepared inputs, ws dY, then partial sums */
   int64_t bufsz, xstride, dystride, accoff;
 } weight_job;
 
@@ -548,11 +571,11 @@ static void cv_weight_tiles(const weight_job *j, const float *prep, const int64_
   const conv_geom *g = j->g;
   int64_t nvec = j->npad / VEC, v = 0;
   for (; v + 2 <= nvec; v += 2)
-    cv_weight_tile(2, prep, j->xstride, src, dyt + v * VEC, j->dystride, j->npad, ns, g->oh,
-                   g->ow, j->l->wq, acc + v * VEC, j->npad);
+    cv_weight_tile(2, prep, j->xstride, src, dyt + v * VEC, j->dystride, j->npad, ns, g->oh, g->ow,
+                   j->l->wq, acc + v * VEC, j->npad);
   if (v < nvec)
-    cv_weight_tile(1, prep, j->xstride, src, dyt + v * VEC, j->dystride, j->npad, ns, g->oh,
-                   g->ow, j->l->wq, acc + v * VEC, j->npad);
+    cv_weight_tile(1, prep, j->xstride, src, dyt + v * VEC, j->dystride, j->npad, ns, g->oh, g->ow,
+                   j->l->wq, acc + v * VEC, j->npad);
 }
 
 static void weight_worker(void *arg, int t, int nt) {
@@ -572,7 +595,8 @@ static void weight_worker(void *arg, int t, int nt) {
         if (j->cv) {
           int64_t ofull = g->og / VEC * VEC, qfull = g->ohw / VEC * VEC;
           __m256 zero[VEC] = {_mm256_setzero_ps()};
-          for (int k = 1; k < VEC; k++) zero[k] = zero[0];
+          for (int k = 1; k < VEC; k++)
+            zero[k] = zero[0];
           for (int64_t o0 = 0; o0 < ofull; o0 += VEC)
             for (int64_t q0 = 0; q0 < qfull; q0 += VEC)
               transpose8(src + o0 * g->ohw + q0, g->ohw, d + q0 * j->npad + o0, j->npad, zero);
@@ -590,7 +614,8 @@ static void weight_worker(void *arg, int t, int nt) {
         for (int64_t r = 0; r < g->kc; r += CP) {
           /* A last partial tile repeats row r into rows past kc: scratch. */
           int64_t src[CP];
-          for (int k = 0; k < CP; k++) src[k] = l->src[r + k < g->kc ? r + k : r];
+          for (int k = 0; k < CP; k++)
+            src[k] = l->src[r + k < g->kc ? r + k : r];
           cv_weight_tiles(j, prep, src, dyb, ns, a + r * j->npad);
         }
       } else {
@@ -638,7 +663,8 @@ td_status td_conv_direct_weight_grad(const conv_geom *g, const float *x, const f
       for (int64_t r = 0; r < g->kc; r++) {
         int64_t at = gi * j.kcp * j.npad + (j.cv ? r * j.npad + o : o * j.kcp + r);
         float s = 0;
-        for (int t = 0; t < nt; t++) s += j.bufs[t * j.bufsz + j.accoff + at];
+        for (int t = 0; t < nt; t++)
+          s += j.bufs[t * j.bufsz + j.accoff + at];
         dw[(gi * g->og + o) * g->kc + r] = s;
       }
   td_free(j.bufs);

@@ -58,7 +58,8 @@ static bool batch_broadcast(const gemm_mat *m, int nb, const int64_t *bshape) {
 
 static int64_t batch_count(int nb, const int64_t *bshape) {
   int64_t n = 1;
-  for (int d = 0; d < nb; d++) n *= bshape[d];
+  for (int d = 0; d < nb; d++)
+    n *= bshape[d];
   return n;
 }
 
@@ -75,7 +76,8 @@ static void gemm_batched(int nb, const int64_t *bshape, int64_t M, int64_t N, in
     if (beta == 0) {
       int64_t idx[TD_MAX_DIMS] = {0}, off = 0;
       for (int64_t i = 0; i < count; i++) {
-        for (int64_t r = 0; r < M; r++) memset(c->p + off + r * c->ld, 0, sizeof(float) * N);
+        for (int64_t r = 0; r < M; r++)
+          memset(c->p + off + r * c->ld, 0, sizeof(float) * N);
         for (int d = nb - 1; d >= 0; d--) {
           off += c->bstr[d];
           if (++idx[d] < bshape[d]) break;
@@ -149,15 +151,16 @@ static td_status result_operand(int ndim, const int64_t *shape, int nb, const in
   m->ld = shape[ndim - 1] > 1 ? shape[ndim - 1] : 1;
   batch_strides(t, nb, m->bstr);
   bool summed = false;
-  for (int d = 0; d < nb; d++) summed |= bshape[d] != 1 && m->bstr[d] == 0;
+  for (int d = 0; d < nb; d++)
+    summed |= bshape[d] != 1 && m->bstr[d] == 0;
   *beta = summed ? 1.0f : 0.0f;
   if (summed && t->numel) memset(m->p, 0, td_tensor_nbytes(t));
   *out = t;
   return TD_OK;
 }
 
-static td_status check_blas_dims(const char *op, const td_tensor *a, const td_tensor *b,
-                                 int64_t d0, int64_t d1, int64_t d2) {
+static td_status check_blas_dims(const char *op, const td_tensor *a, const td_tensor *b, int64_t d0,
+                                 int64_t d1, int64_t d2) {
   if (d0 > INT_MAX || d1 > INT_MAX || d2 > INT_MAX) {
     char sa[TD_SHAPE_STR_MAX], sb[TD_SHAPE_STR_MAX];
     return td_error(TD_ERR_INVALID_ARGUMENT,
@@ -212,8 +215,7 @@ static td_status matmul_forward(td_op_ctx *ctx, td_tensor **out) {
   gemm_mat ma, mb, mc;
   td_tensor *ha = NULL, *hb = NULL, *y = NULL;
   float beta;
-  if (!(st = matrix_operand(a, nb, &ma, &ha)) &&
-      !(st = matrix_operand(b, nb, &mb, &hb)) &&
+  if (!(st = matrix_operand(a, nb, &ma, &ha)) && !(st = matrix_operand(b, nb, &mb, &hb)) &&
       !(st = result_operand(nb + 2, shape, nb, shape, &mc, &beta, &y)))
     gemm_batched(nb, shape, n, m, k, &ma, &mb, &mc, beta);
   td_tensor_release(ha);
@@ -305,10 +307,12 @@ static td_status linear_forward(td_op_ctx *ctx, td_tensor **out) {
                     (long long)x->shape[x->ndim - 1], (long long)in, td_tensor_shape_str(sx, x),
                     td_tensor_shape_str(sw, w));
   if (bias && (bias->ndim != 1 || bias->shape[0] != nout))
-    return td_error(TD_ERR_INVALID_ARGUMENT, "linear: bias %s does not match weight %s (want [%lld])",
+    return td_error(TD_ERR_INVALID_ARGUMENT,
+                    "linear: bias %s does not match weight %s (want [%lld])",
                     td_tensor_shape_str(sb, bias), td_tensor_shape_str(sw, w), (long long)nout);
   int64_t rows = 1;
-  for (int d = 0; d < x->ndim - 1; d++) rows *= x->shape[d];
+  for (int d = 0; d < x->ndim - 1; d++)
+    rows *= x->shape[d];
   if ((st = check_blas_dims("linear", x, w, rows, in, nout))) return st;
 
   int64_t shape[TD_MAX_DIMS];
@@ -316,14 +320,14 @@ static td_status linear_forward(td_op_ctx *ctx, td_tensor **out) {
   shape[x->ndim - 1] = nout;
   gemm_mat mx, mw;
   td_tensor *hx = NULL, *hw = NULL, *hb = NULL, *y = NULL;
-  if ((st = rows_operand(x, &mx, &rows, &hx)) ||
-      (st = matrix_operand(w, 0, &mw, &hw)) ||
+  if ((st = rows_operand(x, &mx, &rows, &hx)) || (st = matrix_operand(w, 0, &mw, &hw)) ||
       (bias && (st = td_tensor_contiguous(bias, &hb))) ||
       (st = td_tensor_empty(TD_FLOAT32, x->ndim, shape, &y)))
     goto done;
   float *yp = td_tensor_f32(y);
   if (hb) /* y = bias, then y += x @ w^T (addmm's order) */
-    for (int64_t r = 0; r < rows; r++) memcpy(yp + r * nout, td_tensor_f32(hb), sizeof(float) * nout);
+    for (int64_t r = 0; r < rows; r++)
+      memcpy(yp + r * nout, td_tensor_f32(hb), sizeof(float) * nout);
   else if (in == 0)
     memset(yp, 0, td_tensor_nbytes(y));
   if (rows && nout && in)
@@ -354,18 +358,21 @@ static td_status column_sums(const gemm_mat *g, int64_t rows, int64_t cols, td_t
   if (!g->trans) {
     for (int64_t r = 0; r < rows; r++) {
       const float *row = g->p + r * g->ld;
-      for (int64_t j = 0; j < cols; j++) acc[j] += row[j];
+      for (int64_t j = 0; j < cols; j++)
+        acc[j] += row[j];
     }
   } else {
     for (int64_t j = 0; j < cols; j++) {
       const float *col = g->p + j * g->ld;
       double s = 0;
-      for (int64_t r = 0; r < rows; r++) s += col[r];
+      for (int64_t r = 0; r < rows; r++)
+        s += col[r];
       acc[j] = s;
     }
   }
   float *p = td_tensor_f32(t);
-  for (int64_t j = 0; j < cols; j++) p[j] = (float)acc[j];
+  for (int64_t j = 0; j < cols; j++)
+    p[j] = (float)acc[j];
   td_free(acc);
   *out = t;
   return TD_OK;
@@ -387,9 +394,9 @@ static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
         !(st = td_tensor_empty(TD_FLOAT32, x->ndim, x->shape, &gx[0]))) {
       zeros_if_empty(gx[0], nout);
       if (rows && in && nout)
-        cblas_sgemm(CblasRowMajor, op_of(mg.trans), op_of(mw.trans), (int)rows, (int)in,
-                    (int)nout, 1.0f, mg.p, (int)mg.ld, mw.p, (int)mw.ld, 0.0f,
-                    td_tensor_f32(gx[0]), (int)(in ? in : 1));
+        cblas_sgemm(CblasRowMajor, op_of(mg.trans), op_of(mw.trans), (int)rows, (int)in, (int)nout,
+                    1.0f, mg.p, (int)mg.ld, mw.p, (int)mw.ld, 0.0f, td_tensor_f32(gx[0]),
+                    (int)(in ? in : 1));
     }
   }
   if (!st && ctx->needs_input_grad[1]) { /* dW [out, in] = dY^T @ X */
@@ -398,9 +405,9 @@ static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
         !(st = td_tensor_empty(TD_FLOAT32, 2, w->shape, &gx[1]))) {
       zeros_if_empty(gx[1], rows);
       if (rows && in && nout)
-        cblas_sgemm(CblasRowMajor, op_of(!mg.trans), op_of(mx.trans), (int)nout, (int)in,
-                    (int)rows, 1.0f, mg.p, (int)mg.ld, mx.p, (int)mx.ld, 0.0f,
-                    td_tensor_f32(gx[1]), (int)(in ? in : 1));
+        cblas_sgemm(CblasRowMajor, op_of(!mg.trans), op_of(mx.trans), (int)nout, (int)in, (int)rows,
+                    1.0f, mg.p, (int)mg.ld, mx.p, (int)mx.ld, 0.0f, td_tensor_f32(gx[1]),
+                    (int)(in ? in : 1));
     }
   }
   if (!st && ctx->n_inputs > 2 && ctx->needs_input_grad[2])

@@ -2,10 +2,10 @@
 #include "common/op_case.h"
 
 /* One run function per parameter set (run takes no params). */
-#define RUN_CONV(name, s0, s1, p0, p1, d0, d1, g)                       \
-  static td_status run_##name(td_tensor **in, td_tensor **out) {        \
-    td_conv2d_params p = {{s0, s1}, {p0, p1}, {d0, d1}, g};            \
-    return td_conv2d(in[0], in[1], in[2], &p, out);                     \
+#define RUN_CONV(name, s0, s1, p0, p1, d0, d1, g)                                                  \
+  static td_status run_##name(td_tensor **in, td_tensor **out) {                                   \
+    td_conv2d_params p = {{s0, s1}, {p0, p1}, {d0, d1}, g};                                        \
+    return td_conv2d(in[0], in[1], in[2], &p, out);                                                \
   }
 RUN_CONV(plain, 1, 1, 0, 0, 1, 1, 1)
 RUN_CONV(pad1, 1, 1, 1, 1, 1, 1, 1)
@@ -20,9 +20,9 @@ RUN_CONV(mixed, 2, 1, 1, 0, 1, 2, 1)
 RUN_CONV(stride3_groups2, 3, 2, 1, 2, 1, 1, 2)
 #undef RUN_CONV
 
-#define PARAMS(s0, s1, p0, p1, d0, d1, g)                                                     \
-  "{\"stride\": [" #s0 ", " #s1 "], \"padding\": [" #p0 ", " #p1 "], \"dilation\": [" #d0 \
-  ", " #d1 "], \"groups\": " #g "}"
+#define PARAMS(s0, s1, p0, p1, d0, d1, g)                                                          \
+  "{\"stride\": [" #s0 ", " #s1 "], \"padding\": [" #p0 ", " #p1 "], \"dilation\": [" #d0 ", " #d1 \
+  "], \"groups\": " #g "}"
 #define P_plain PARAMS(1, 1, 0, 0, 1, 1, 1)
 #define P_pad1 PARAMS(1, 1, 1, 1, 1, 1, 1)
 #define P_pad2 PARAMS(1, 1, 2, 2, 1, 1, 1)
@@ -35,16 +35,25 @@ RUN_CONV(stride3_groups2, 3, 2, 1, 2, 1, 1, 2)
 #define P_mixed PARAMS(2, 1, 1, 0, 1, 2, 1)
 #define P_stride3_groups2 PARAMS(3, 2, 1, 2, 1, 1, 2)
 
-#define T4(a, b, c, d) {.ndim = 4, .shape = {a, b, c, d}, .grad = true}
-#define S4(a, b, c, d) {.ndim = 4, .shape = {a, b, c, d}, .grad = true, .strided = true}
-#define B(o) {.ndim = 1, .shape = {o}, .grad = true}
-#define NONE {.ndim = -1}
+#define T4(a, b, c, d)                                                                             \
+  { .ndim = 4, .shape = {a, b, c, d}, .grad = true }
+#define S4(a, b, c, d)                                                                             \
+  { .ndim = 4, .shape = {a, b, c, d}, .grad = true, .strided = true }
+#define B(o)                                                                                       \
+  { .ndim = 1, .shape = {o}, .grad = true }
+#define NONE                                                                                       \
+  { .ndim = -1 }
 /* The first layer of a network: no gradient for the input. */
-#define NG4(a, b, c, d) {.ndim = 4, .shape = {a, b, c, d}}
+#define NG4(a, b, c, d)                                                                            \
+  {                                                                                                \
+    .ndim = 4, .shape = { a, b, c, d }                                                             \
+  }
 
-#define CONV(name_, params, x, w, b)                                                  \
-  {.name = name_, .op = "conv2d", .params_json = P_##params, .n_inputs = 3, .inputs = {x, w, b}, \
-   .run = run_##params}
+#define CONV(name_, params, x, w, b)                                                               \
+  {                                                                                                \
+    .name = name_, .op = "conv2d", .params_json = P_##params, .n_inputs = 3, .inputs = {x, w, b},  \
+    .run = run_##params                                                                            \
+  }
 
 const op_case op_cases_conv[] = {
     CONV("conv2d_plain", plain, T4(2, 3, 6, 6), T4(4, 3, 3, 3), B(4)),

@@ -22,7 +22,8 @@ static td_tensor *iota4(int64_t n, int64_t c, int64_t h, int64_t w, float start)
   int64_t shape[] = {n, c, h, w};
   td_tensor *t;
   assert_int_equal(td_tensor_empty(TD_FLOAT32, 4, shape, &t), TD_OK);
-  for (int64_t i = 0; i < t->numel; i++) td_tensor_f32(t)[i] = start + (float)i;
+  for (int64_t i = 0; i < t->numel; i++)
+    td_tensor_f32(t)[i] = start + (float)i;
   return t;
 }
 
@@ -35,7 +36,8 @@ static td_tensor *filled4(int64_t n, int64_t c, int64_t h, int64_t w, float v) {
 
 static void assert_values(const td_tensor *t, const float *want, int64_t n) {
   assert_int_equal(t->numel, n);
-  for (int64_t i = 0; i < n; i++) assert_float_equal(td_tensor_f32(t)[i], want[i], 1e-4);
+  for (int64_t i = 0; i < n; i++)
+    assert_float_equal(td_tensor_f32(t)[i], want[i], 1e-4);
 }
 
 static void assert_error(td_status st, const char *a, const char *b) {
@@ -132,7 +134,8 @@ static void test_conv_matches_definition(void **state) {
               for (int64_t kj = 0; kj < 3; kj++) {
                 int64_t iy = i * 2 - 1 + ki, ix = j - 2 + kj * 2;
                 if (iy < 0 || iy >= 6 || ix < 0 || ix >= 7) continue;
-                s += (double)xp[((n * 5 + c) * 6 + iy) * 7 + ix] * wp[((o * 5 + c) * 3 + ki) * 3 + kj];
+                s += (double)xp[((n * 5 + c) * 6 + iy) * 7 + ix] *
+                     wp[((o * 5 + c) * 3 + ki) * 3 + kj];
               }
           assert_float_equal(td_tensor_f32(y)[((n * 9 + o) * oh + i) * ow + j], s, 1e-4);
         }
@@ -231,12 +234,9 @@ static void test_conv_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_conv_values),
-      cmocka_unit_test(test_conv_stride_padding),
-      cmocka_unit_test(test_conv_groups),
-      cmocka_unit_test(test_conv_matches_definition),
-      cmocka_unit_test(test_conv_gradients),
-      cmocka_unit_test(test_conv_errors),
+      cmocka_unit_test(test_conv_values),    cmocka_unit_test(test_conv_stride_padding),
+      cmocka_unit_test(test_conv_groups),    cmocka_unit_test(test_conv_matches_definition),
+      cmocka_unit_test(test_conv_gradients), cmocka_unit_test(test_conv_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

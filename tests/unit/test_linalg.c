@@ -32,14 +32,16 @@ static void assert_values(const td_tensor *t, const float *want, int64_t n) {
   assert_int_equal(t->numel, n);
   td_tensor *c;
   assert_int_equal(td_tensor_clone(t, &c), TD_OK);
-  for (int64_t i = 0; i < n; i++) assert_float_equal(td_tensor_f32(c)[i], want[i], 1e-5);
+  for (int64_t i = 0; i < n; i++)
+    assert_float_equal(td_tensor_f32(c)[i], want[i], 1e-5);
   td_tensor_release(c);
 }
 
 static void assert_error(td_status st, td_status want, const char *a, const char *b) {
   assert_int_equal(st, want);
   const char *msg = td_error_message();
-  if (!strstr(msg, a) || (b && !strstr(msg, b))) fail_msg("message '%s' lacks '%s' / '%s'", msg, a, b ? b : "");
+  if (!strstr(msg, a) || (b && !strstr(msg, b)))
+    fail_msg("message '%s' lacks '%s' / '%s'", msg, a, b ? b : "");
 }
 
 static void test_matmul_2d_values(void **state) {
@@ -202,8 +204,8 @@ static void test_linear_errors(void **state) {
   td_tensor *bi;
   int64_t s3[] = {3};
   assert_int_equal(td_tensor_zeros(TD_INT64, 1, s3, &bi), TD_OK);
-  assert_error(td_linear(x4, w, bi, &y), TD_ERR_INVALID_ARGUMENT,
-               "linear: expected float32 bias", "int64");
+  assert_error(td_linear(x4, w, bi, &y), TD_ERR_INVALID_ARGUMENT, "linear: expected float32 bias",
+               "int64");
   td_tensor *scalar, *w1 = make(1, sw1, v);
   assert_int_equal(td_tensor_zeros(TD_FLOAT32, 0, s0, &scalar), TD_OK);
   assert_error(td_linear(scalar, w, NULL, &y), TD_ERR_INVALID_ARGUMENT, "linear", "input");

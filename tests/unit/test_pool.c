@@ -15,13 +15,15 @@
 static td_tensor *iota(int ndim, const int64_t *shape, float start) {
   td_tensor *t;
   assert_int_equal(td_tensor_empty(TD_FLOAT32, ndim, shape, &t), TD_OK);
-  for (int64_t i = 0; i < t->numel; i++) td_tensor_f32(t)[i] = start + (float)i;
+  for (int64_t i = 0; i < t->numel; i++)
+    td_tensor_f32(t)[i] = start + (float)i;
   return t;
 }
 
 static void assert_values(const td_tensor *t, const float *want, int64_t n) {
   assert_int_equal(t->numel, n);
-  for (int64_t i = 0; i < n; i++) assert_float_equal(td_tensor_f32(t)[i], want[i], 1e-5);
+  for (int64_t i = 0; i < n; i++)
+    assert_float_equal(td_tensor_f32(t)[i], want[i], 1e-5);
 }
 
 static void assert_error(td_status st, const char *a, const char *b) {
@@ -102,8 +104,7 @@ static void test_avg_pool_values_and_gradient(void **state) {
   assert_int_equal(td_gm_backward(gm, y, NULL), TD_OK);
   /* Windows overlap on row/column 1: those pixels collect from two or four. */
   float n = 1.0f / 9;
-  float want_grad[] = {n, 2 * n, n, n, 2 * n, 4 * n, 2 * n, 2 * n,
-                       n, 2 * n, n, n, n,     2 * n, n,     n};
+  float want_grad[] = {n, 2 * n, n, n, 2 * n, 4 * n, 2 * n, 2 * n, n, 2 * n, n, n, n, 2 * n, n, n};
   assert_values(x->grad, want_grad, 16);
   td_tensor_release(y), td_gm_destroy(gm), td_tensor_release(x);
 }
@@ -120,7 +121,8 @@ static void test_adaptive_avg_pool(void **state) {
     for (int j = 0; j < 2; j++) {
       float sum = 0;
       for (int r = rb[i][0]; r < rb[i][1]; r++)
-        for (int c = cb[j][0]; c < cb[j][1]; c++) sum += (float)(r * 7 + c);
+        for (int c = cb[j][0]; c < cb[j][1]; c++)
+          sum += (float)(r * 7 + c);
       want[i * 2 + j] = sum / (float)((rb[i][1] - rb[i][0]) * (cb[j][1] - cb[j][0]));
     }
   assert_values(y, want, 6);
@@ -135,7 +137,8 @@ static void test_adaptive_avg_pool(void **state) {
   assert_int_equal(td_gm_record(gm), TD_OK);
   assert_int_equal(td_adaptive_avg_pool2d(x, 1, 1, &y), TD_OK);
   assert_int_equal(td_gm_backward(gm, y, NULL), TD_OK);
-  for (int i = 0; i < 35; i++) assert_float_equal(td_tensor_f32(x->grad)[i], 1.0f / 35, 1e-7);
+  for (int i = 0; i < 35; i++)
+    assert_float_equal(td_tensor_f32(x->grad)[i], 1.0f / 35, 1e-7);
   td_tensor_release(y), td_gm_destroy(gm), td_tensor_release(x);
 }
 
@@ -174,8 +177,7 @@ static void test_pool_errors(void **state) {
   assert_error(td_avg_pool2d(x, NULL, &y), "avg_pool2d: params are NULL", NULL);
   assert_error(td_max_pool2d(NULL, &k2, &y), "max_pool2d: input is NULL", NULL);
   /* Huge planes (stride-0 views, no memory) are refused before any work. */
-  int64_t one[] = {1, 1, 1, 1}, wide[] = {1, 1, 2, (int64_t)1 << 31},
-          big[] = {1, 1, 65536, 65536};
+  int64_t one[] = {1, 1, 1, 1}, wide[] = {1, 1, 2, (int64_t)1 << 31}, big[] = {1, 1, 65536, 65536};
   td_tensor *o, *hw, *hb;
   assert_int_equal(td_tensor_zeros(TD_FLOAT32, 4, one, &o), TD_OK);
   assert_int_equal(td_tensor_expand(o, 4, wide, &hw), TD_OK);
