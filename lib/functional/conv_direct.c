@@ -253,10 +253,24 @@ static int thread_count(int64_t n) {
   return t > 1 ? t : 1;
 }
 
+/* A forked child has none of the workers (and maybe a lock some other
+ * thread held): it starts with an empty pool. */
+static void pool_after_fork(void) {
+  pthread_mutex_init(&pool.busy, NULL);
+  pthread_mutex_init(&pool.m, NULL);
+  pthread_cond_init(&pool.start, NULL);
+  pthread_cond_init(&pool.done, NULL);
+  pool.nworkers = pool.participants = pool.pending = 0;
+}
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static void pool_register_fork(void) { pthread_atfork(NULL, NULL, pool_after_fork); }
+
 /* Runs fn(job, t, nt) for t = 0..nt-1: share 0 here, the others on pool
  * workers (or here too, when workers cannot be had). Workers never fail:
  * everything they need is allocated before. */
 static void run_parallel(int nt, work_fn fn, void *job) {
+  if (nt > 1) pthread_once(&pool_once, pool_register_fork);
   if (nt > 1 && pthread_mutex_trylock(&pool.busy) == 0) {
     pthread_mutex_lock(&pool.m);
     while (pool.nworkers < nt - 1) {

@@ -83,6 +83,8 @@ const op_case op_cases_conv[] = {
      * gradient phases split between both kinds of tile). */
     CONV("conv2d_channel_tiles", pad1, T4(2, 8, 4, 4), T4(16, 8, 3, 3), B(16)),
     CONV("conv2d_channel_tiles_stride2", stride2_pad1, T4(2, 8, 8, 8), T4(24, 8, 3, 3), B(24)),
+    /* 14 channels in two vectors, 9 positions in two tiles of 6 */
+    CONV("conv2d_channel_tiles_partial", pad1, T4(2, 16, 3, 3), T4(14, 16, 3, 3), B(14)),
     /* 32x32 outputs: several samples per sgemm, then a last chunk of one */
     CONV("conv2d_chunks", pad1, T4(3, 1, 32, 32), T4(2, 1, 3, 3), B(2)),
     {0},
