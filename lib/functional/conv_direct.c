@@ -344,16 +344,22 @@ static td_status layout_init(layout *l, const conv_geom *g) {
 /* Copies src[0], src[step], ... (n of them) to dst[0..n). */
 static inline void copy_row(float *restrict dst, const float *restrict src, int64_t step,
                             int64_t n) {
+  int64_t k = 0;
   if (step == 1) {
-    int64_t k = 0;
     for (; k + VEC <= n; k += VEC)
       _mm256_storeu_ps(dst + k, _mm256_loadu_ps(src + k));
-    for (; k < n; k++)
-      dst[k] = src[k];
-  } else {
-    for (int64_t k = 0; k < n; k++)
-      dst[k] = src[k * step];
+  } else if (step == 2) {
+    /* Even lanes of two vectors. Each step reads one float past the last
+     * it keeps, so the final group is left to the scalar loop. */
+    const __m256i evens_first = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    for (; k + VEC < n; k += VEC) {
+      __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 2 * k), evens_first);
+      __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 2 * k + VEC), evens_first);
+      _mm256_storeu_ps(dst + k, _mm256_permute2f128_ps(a, b, 0x20));
+    }
   }
+  for (; k < n; k++)
+    dst[k] = src[k * step];
 }
 
 /* One sample's group of channels into its phase planes (those some tap
@@ -441,12 +447,12 @@ td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float
  * C - j*dw/sw). dY is padded by ti = (kh-1)*dh/sh rows on top (tj columns on
  * the left) so those reads are at non-negative offsets, and by enough at the
  * bottom and right to cover every phase and a grid's reach. Each phase (a,b)
- * is one pass; a phase no tap lands on is a pass with no reduction rows: it
- * writes zeros. */
+ * is one pass; the pixels of a phase no tap lands on are zero. */
 typedef struct dx_plan {
   int64_t ti, tj, hy, wy, ps; /* dY padding, padded size, floats per plane */
   int npass;
-  pass *p;      /* [sh * sw], the phases holding image pixels */
+  pass *p;      /* [sh * sw], the phases some tap lands on */
+  bool zero;    /* some image pixels get no tap (a stride beyond the kernel) */
   int64_t *src; /* all phases' offsets, og * kh * kw in total */
 } dx_plan;
 
@@ -483,6 +489,10 @@ static td_status dx_plan_init(dx_plan *d, const conv_geom *g, const float *w) {
       for (int64_t i = 0; i < g->kh; i++)
         for (int64_t j = 0; j < g->kw; j++)
           if ((i * g->dh) % g->sh == a && (j * g->dw) % g->sw == b) tap[nt++] = i * g->kw + j;
+      if (nt == 0) { /* its pixels are zeroed before the passes run */
+        d->zero = true;
+        continue;
+      }
       int64_t *src = d->src + used;
       for (int64_t o = 0; o < g->og; o++)
         for (int64_t t = 0; t < nt; t++) {
@@ -530,6 +540,7 @@ static void dx_worker(void *arg, int t, int nt) {
           copy_row(pad + o * d->ps + (oy + d->ti) * d->wy + d->tj, src + oy * g->ow, 1, g->ow);
       }
       float *dxg = j->dx + (n * g->c + gi * g->cg) * g->hw;
+      if (d->zero) memset(dxg, 0, sizeof(float) * (size_t)(g->cg * g->hw));
       for (int i = 0; i < d->npass; i++)
         run_pass(&d->p[i], gi, pad, tmp, dxg, NULL);
     }

@@ -60,6 +60,8 @@ const op_case op_cases_conv[] = {
     CONV("conv2d_padding", pad1, T4(2, 3, 5, 5), T4(4, 3, 3, 3), B(4)),
     CONV("conv2d_padding_over_half_kernel", pad2, T4(2, 2, 4, 4), T4(3, 2, 3, 3), B(3)),
     CONV("conv2d_stride2_padding", stride2_pad1, T4(2, 3, 7, 7), T4(4, 3, 3, 3), B(4)),
+    /* rows long enough for the vectorized stride-2 gather */
+    CONV("conv2d_stride2_wide", stride2_pad1, T4(2, 2, 3, 21), T4(3, 2, 3, 3), B(3)),
     CONV("conv2d_dilation2", dilation2_pad2, T4(2, 2, 8, 8), T4(3, 2, 3, 3), B(3)),
     CONV("conv2d_groups2", groups2_pad1, T4(2, 4, 5, 5), T4(6, 2, 3, 3), B(6)),
     CONV("conv2d_depthwise", groups3_pad1, T4(2, 3, 6, 6), T4(3, 1, 3, 3), B(3)),
