@@ -130,20 +130,41 @@ static void cv_tile_1(const float *in, const int64_t *pos, const int64_t *src, i
  * contiguous in the output. */
 static void scatter_cv(const pass *p, const float *tmp, float *out, const float *bias) {
   int64_t npos = p->rows * p->cols, ld = p->npad;
+  int64_t pfull = npos / VEC * VEC, kfull = p->nout / VEC * VEC;
   bool flat = p->out_vs == 1 && p->out_rs == p->cols;
-  int64_t pfull = flat ? npos / VEC * VEC : 0, kfull = p->nout / VEC * VEC;
   for (int64_t k0 = 0; k0 < kfull; k0 += VEC) {
     __m256 add[VEC];
     for (int j = 0; j < VEC; j++)
       add[j] = _mm256_set1_ps(bias ? bias[k0 + j] : 0.0f);
-    for (int64_t q0 = 0; q0 < pfull; q0 += VEC)
-      transpose8(tmp + q0 * ld + k0, ld, out + k0 * p->out_plane + p->out0 + q0, p->out_plane, add);
+    float *dst = out + k0 * p->out_plane + p->out0;
+    int64_t u = 0, c = 0; /* grid row and column of position q0 */
+    for (int64_t q0 = 0; q0 < pfull; q0 += VEC) {
+      if (flat) {
+        transpose8(tmp + q0 * ld + k0, ld, dst + q0, p->out_plane, add);
+        continue;
+      }
+      /* Strided outputs (a phase of dX): transpose here, store one by one. */
+      float blk[VEC * VEC];
+      int64_t at[VEC];
+      transpose8(tmp + q0 * ld + k0, ld, blk, VEC, add);
+      for (int i = 0; i < VEC; i++) {
+        at[i] = u * p->out_rs + c * p->out_vs;
+        if (++c == p->cols) c = 0, u++;
+      }
+      for (int j = 0; j < VEC; j++)
+        for (int i = 0; i < VEC; i++)
+          dst[j * p->out_plane + at[i]] = blk[j * VEC + i];
+    }
   }
+  /* What the 8 x 8 blocks left: the last positions and channels. */
   for (int64_t k = 0; k < p->nout; k++) {
     float *dst = out + k * p->out_plane + p->out0;
     float b = bias ? bias[k] : 0.0f;
-    for (int64_t q = k < kfull ? pfull : 0; q < npos; q++)
-      dst[q / p->cols * p->out_rs + q % p->cols * p->out_vs] = tmp[q * ld + k] + b;
+    int64_t q = k < kfull ? pfull : 0, u = q / p->cols, c = q % p->cols;
+    for (; q < npos; q++) {
+      dst[u * p->out_rs + c * p->out_vs] = tmp[q * ld + k] + b;
+      if (++c == p->cols) c = 0, u++;
+    }
   }
 }
 
@@ -349,12 +370,14 @@ static inline void copy_row(float *restrict dst, const float *restrict src, int6
     for (; k + VEC <= n; k += VEC)
       _mm256_storeu_ps(dst + k, _mm256_loadu_ps(src + k));
   } else if (step == 2) {
-    /* Even lanes of two vectors. Each step reads one float past the last
-     * it keeps, so the final group is left to the scalar loop. */
+    /* The even lanes of two vectors; the second one's last lane, one float
+     * past the last kept, is masked off so it is never read. */
     const __m256i evens_first = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-    for (; k + VEC < n; k += VEC) {
+    const __m256i all_but_last = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+    for (; k + VEC <= n; k += VEC) {
       __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 2 * k), evens_first);
-      __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 2 * k + VEC), evens_first);
+      __m256 b = _mm256_permutevar8x32_ps(_mm256_maskload_ps(src + 2 * k + VEC, all_but_last),
+                                          evens_first);
       _mm256_storeu_ps(dst + k, _mm256_permute2f128_ps(a, b, 0x20));
     }
   }
