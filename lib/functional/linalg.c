@@ -38,6 +38,39 @@ static bool gemm_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, gemm
 
 static CBLAS_TRANSPOSE op_of(bool trans) { return trans ? CblasTrans : CblasNoTrans; }
 
+/* OpenBLAS threads a product once m*n*k passes 2^18, and below about 2^21
+ * its threads cost more than they give (a linear layer's weight gradient
+ * over a batch of 32 ran twice as slow on 2 threads as on 1). Products in
+ * between are cut into column (or row) blocks under 2^18, which OpenBLAS
+ * runs on the calling thread. */
+enum { BLAS_SERIAL_MAX = 1 << 18, BLAS_THREADS_PAY = 1 << 21 };
+
+/* cblas_sgemm, row-major, alpha 1; every dimension fits in int. */
+static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  int64_t mnk = m * n * k, step = 0;
+  if (mnk > BLAS_SERIAL_MAX && mnk < BLAS_THREADS_PAY && openblas_get_num_threads() > 1) {
+    if (n >= m && m * k <= BLAS_SERIAL_MAX)
+      step = BLAS_SERIAL_MAX / (m * k);
+    else if (n * k <= BLAS_SERIAL_MAX)
+      step = -(BLAS_SERIAL_MAX / (n * k));
+  }
+  if (step > 0) { /* column blocks of C and B */
+    for (int64_t j = 0; j < n; j += step)
+      cblas_sgemm(CblasRowMajor, op_of(ta), op_of(tb), (int)m, (int)(n - j < step ? n - j : step),
+                  (int)k, 1.0f, a, (int)lda, tb ? b + j * ldb : b + j, (int)ldb, beta, c + j,
+                  (int)ldc);
+  } else if (step < 0) { /* row blocks of C and A */
+    for (int64_t i = 0; i < m; i -= step)
+      cblas_sgemm(CblasRowMajor, op_of(ta), op_of(tb), (int)(m - i < -step ? m - i : -step), (int)n,
+                  (int)k, 1.0f, ta ? a + i : a + i * lda, (int)lda, b, (int)ldb, beta, c + i * ldc,
+                  (int)ldc);
+  } else {
+    cblas_sgemm(CblasRowMajor, op_of(ta), op_of(tb), (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b,
+                (int)ldb, beta, c, (int)ldc);
+  }
+}
+
 /* Whether the batch dims of m continue its stored rows with the same row
  * stride, so batch x rows is one taller matrix (`rows` = stored rows). */
 static bool rows_fold(const gemm_mat *m, int64_t rows, int nb, const int64_t *bshape) {
@@ -90,20 +123,17 @@ static void gemm_batched(int nb, const int64_t *bshape, int64_t M, int64_t N, in
   }
   if (count > 1 && batch_broadcast(b, nb, bshape) && !a->trans && rows_fold(a, M, nb, bshape) &&
       rows_fold(c, M, nb, bshape) && M * count <= INT_MAX) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, op_of(b->trans), (int)(M * count), (int)N, (int)K,
-                1.0f, a->p, (int)a->ld, b->p, (int)b->ld, beta, c->p, (int)c->ld);
+    sgemm(false, b->trans, M * count, N, K, a->p, a->ld, b->p, b->ld, beta, c->p, c->ld);
     return;
   }
   if (count > 1 && batch_broadcast(c, nb, bshape) && a->trans && !b->trans &&
       rows_fold(a, K, nb, bshape) && rows_fold(b, K, nb, bshape) && K * count <= INT_MAX) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)M, (int)N, (int)(K * count), 1.0f,
-                a->p, (int)a->ld, b->p, (int)b->ld, beta, c->p, (int)c->ld);
+    sgemm(true, false, M, N, K * count, a->p, a->ld, b->p, b->ld, beta, c->p, c->ld);
     return;
   }
   int64_t idx[TD_MAX_DIMS] = {0}, oa = 0, ob = 0, oc = 0;
   for (int64_t i = 0; i < count; i++) {
-    cblas_sgemm(CblasRowMajor, op_of(a->trans), op_of(b->trans), (int)M, (int)N, (int)K, 1.0f,
-                a->p + oa, (int)a->ld, b->p + ob, (int)b->ld, beta, c->p + oc, (int)c->ld);
+    sgemm(a->trans, b->trans, M, N, K, a->p + oa, a->ld, b->p + ob, b->ld, beta, c->p + oc, c->ld);
     for (int d = nb - 1; d >= 0; d--) {
       oa += a->bstr[d], ob += b->bstr[d], oc += c->bstr[d];
       if (++idx[d] < bshape[d]) break;
@@ -331,8 +361,8 @@ static td_status linear_forward(td_op_ctx *ctx, td_tensor **out) {
   else if (in == 0)
     memset(yp, 0, td_tensor_nbytes(y));
   if (rows && nout && in)
-    cblas_sgemm(CblasRowMajor, op_of(mx.trans), op_of(!mw.trans), (int)rows, (int)nout, (int)in,
-                1.0f, mx.p, (int)mx.ld, mw.p, (int)mw.ld, hb ? 1.0f : 0.0f, yp, (int)nout);
+    sgemm(mx.trans, !mw.trans, rows, nout, in, mx.p, mx.ld, mw.p, mw.ld, hb ? 1.0f : 0.0f, yp,
+          nout);
 done:
   td_tensor_release(hx);
   td_tensor_release(hw);
@@ -394,9 +424,8 @@ static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
         !(st = td_tensor_empty(TD_FLOAT32, x->ndim, x->shape, &gx[0]))) {
       zeros_if_empty(gx[0], nout);
       if (rows && in && nout)
-        cblas_sgemm(CblasRowMajor, op_of(mg.trans), op_of(mw.trans), (int)rows, (int)in, (int)nout,
-                    1.0f, mg.p, (int)mg.ld, mw.p, (int)mw.ld, 0.0f, td_tensor_f32(gx[0]),
-                    (int)(in ? in : 1));
+        sgemm(mg.trans, mw.trans, rows, in, nout, mg.p, mg.ld, mw.p, mw.ld, 0.0f,
+              td_tensor_f32(gx[0]), in);
     }
   }
   if (!st && ctx->needs_input_grad[1]) { /* dW [out, in] = dY^T @ X */
@@ -405,9 +434,8 @@ static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
         !(st = td_tensor_empty(TD_FLOAT32, 2, w->shape, &gx[1]))) {
       zeros_if_empty(gx[1], rows);
       if (rows && in && nout)
-        cblas_sgemm(CblasRowMajor, op_of(!mg.trans), op_of(mx.trans), (int)nout, (int)in, (int)rows,
-                    1.0f, mg.p, (int)mg.ld, mx.p, (int)mx.ld, 0.0f, td_tensor_f32(gx[1]),
-                    (int)(in ? in : 1));
+        sgemm(!mg.trans, mx.trans, nout, in, rows, mg.p, mg.ld, mx.p, mx.ld, 0.0f,
+              td_tensor_f32(gx[1]), in);
     }
   }
   if (!st && ctx->n_inputs > 2 && ctx->needs_input_grad[2])

@@ -8,8 +8,11 @@
 
 #include <string.h>
 
+#include <cblas.h>
+
 #include "autodiff/grad_manager.h"
 #include "functional/linalg.h"
+#include "tensor/random.h"
 
 static td_tensor *make(int ndim, const int64_t *shape, const float *values) {
   td_tensor *t;
@@ -183,6 +186,73 @@ static void test_linear_gradients(void **state) {
   td_tensor_release(tx), td_tensor_release(tw), td_tensor_release(tb);
 }
 
+/* y = x @ w^T + b and its gradients (dy = ones) against double loops; x is
+ * any [rows, in] view. */
+static void check_linear(td_tensor *x, int64_t rows, int64_t in, int64_t out, uint64_t seed) {
+  td_rng rng;
+  td_rng_seed(&rng, seed);
+  int64_t sw[] = {out, in}, sb[] = {out};
+  td_tensor *w, *b, *y;
+  assert_int_equal(td_tensor_rand_uniform(&rng, 2, sw, -1, 1, &w), TD_OK);
+  assert_int_equal(td_tensor_rand_uniform(&rng, 1, sb, -1, 1, &b), TD_OK);
+  td_grad_manager *gm;
+  assert_int_equal(td_gm_create(&gm), TD_OK);
+  assert_int_equal(td_gm_attach(gm, x), TD_OK);
+  assert_int_equal(td_gm_attach(gm, w), TD_OK);
+  assert_int_equal(td_gm_record(gm), TD_OK);
+  assert_int_equal(td_linear(x, w, b, &y), TD_OK);
+  assert_int_equal(td_gm_backward(gm, y, NULL), TD_OK);
+  td_tensor *xc;
+  assert_int_equal(td_tensor_clone(x, &xc), TD_OK);
+  const float *xp = td_tensor_f32(xc), *wp = td_tensor_f32(w), *bp = td_tensor_f32(b);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t o = 0; o < out; o++) {
+      double s = bp[o];
+      for (int64_t k = 0; k < in; k++)
+        s += (double)xp[r * in + k] * wp[o * in + k];
+      assert_float_equal(td_tensor_f32(y)[r * out + o], s, 1e-3);
+    }
+  for (int64_t r = 0; r < rows; r++) /* dX[r][k] = sum over o of w[o][k] */
+    for (int64_t k = 0; k < in; k++) {
+      double s = 0;
+      for (int64_t o = 0; o < out; o++)
+        s += wp[o * in + k];
+      assert_float_equal(td_tensor_f32(x->grad)[r * in + k], s, 1e-3);
+    }
+  for (int64_t o = 0; o < out; o++) /* dW[o][k] = sum over rows of x[r][k] */
+    for (int64_t k = 0; k < in; k++) {
+      double s = 0;
+      for (int64_t r = 0; r < rows; r++)
+        s += xp[r * in + k];
+      assert_float_equal(td_tensor_f32(w->grad)[o * in + k], s, 1e-3);
+    }
+  td_tensor_release(xc), td_tensor_release(y), td_gm_destroy(gm);
+  td_tensor_release(w), td_tensor_release(b);
+}
+
+/* Products between OpenBLAS's threading threshold and the size where threads
+ * pay are cut into blocks (with 2 BLAS threads): columns here... */
+static void test_linear_blocked_products(void **state) {
+  (void)state;
+  int saved = openblas_get_num_threads();
+  openblas_set_num_threads(2);
+  td_rng rng;
+  td_rng_seed(&rng, 3);
+  int64_t sx[] = {32, 512};
+  td_tensor *x;
+  assert_int_equal(td_tensor_rand_uniform(&rng, 2, sx, -1, 1, &x), TD_OK);
+  check_linear(x, 32, 512, 40, 11);
+  td_tensor_release(x);
+  /* ...and rows, with x read through a transpose flag. */
+  int64_t st[] = {32, 600};
+  td_tensor *xt, *xv;
+  assert_int_equal(td_tensor_rand_uniform(&rng, 2, st, -1, 1, &xt), TD_OK);
+  assert_int_equal(td_tensor_transpose(xt, 0, 1, &xv), TD_OK);
+  check_linear(xv, 600, 32, 16, 12);
+  td_tensor_release(xv), td_tensor_release(xt);
+  openblas_set_num_threads(saved);
+}
+
 static void test_linear_errors(void **state) {
   (void)state;
   int64_t sx[] = {2, 5}, sw[] = {3, 4}, sb[] = {2}, s0[] = {0}, sw1[] = {4};
@@ -230,6 +300,7 @@ int main(void) {
       cmocka_unit_test(test_matmul_errors),
       cmocka_unit_test(test_linear_values),
       cmocka_unit_test(test_linear_gradients),
+      cmocka_unit_test(test_linear_blocked_products),
       cmocka_unit_test(test_linear_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
