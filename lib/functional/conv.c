@@ -1,8 +1,9 @@
 /* conv.c - conv2d: validation, gradients, and the im2col + sgemm path.
  *
  * The direct kernels (conv_direct.c) take every convolution they support;
- * im2col + cblas_sgemm covers the rest (few output channels per group, no
- * AVX2), and col2im folds the input gradient of strided convolutions. */
+ * im2col + cblas_sgemm covers the rest (grouped convolutions with fewer than
+ * 4 output channels per group, builds without AVX2), with col2im folding
+ * the input gradient where it is not itself a stride-1 convolution. */
 #include <cblas.h>
 #include <limits.h>
 #include <string.h>
