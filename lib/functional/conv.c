@@ -1,8 +1,9 @@
 /* conv.c - conv2d: validation, gradients, and the im2col + sgemm path.
  *
  * The direct kernels (conv_direct.c) take every convolution they support;
- * im2col + cblas_sgemm covers the rest (few output channels per group, no
- * AVX2), and col2im folds the input gradient of strided convolutions. */
+ * im2col + cblas_sgemm covers the rest (grouped convolutions with fewer than
+ * 4 output channels per group, builds without AVX2), with col2im folding
+ * the input gradient where it is not itself a stride-1 convolution. */
 #include <cblas.h>
 #include <limits.h>
 #include <string.h>
@@ -72,7 +73,8 @@ static td_status conv_geometry(const td_op_ctx *ctx, conv_geom *g) {
                     "groups %d)",
                     (long long)g->c, (long long)(wt->shape[1] * g->groups), sx, sw, p->groups);
   if (b && (b->ndim != 1 || b->shape[0] != g->o))
-    return td_error(TD_ERR_INVALID_ARGUMENT, "conv2d: bias %s does not match weight %s (want [%lld])",
+    return td_error(TD_ERR_INVALID_ARGUMENT,
+                    "conv2d: bias %s does not match weight %s (want [%lld])",
                     td_tensor_shape_str(sb, b), sw, (long long)g->o);
   g->sh = p->stride[0], g->sw = p->stride[1], g->ph = p->padding[0], g->pw = p->padding[1];
   g->dh = p->dilation[0], g->dw = p->dilation[1];
@@ -80,8 +82,7 @@ static td_status conv_geometry(const td_op_ctx *ctx, conv_geom *g) {
    * by numel); bounding them first keeps the products below from overflowing. */
   const int64_t big = (int64_t)1 << 40;
   int64_t ph2 = g->h + 2 * g->ph, pw2 = g->w + 2 * g->pw;
-  if (g->kh > big || g->kw > big || ph2 < (g->kh - 1) * g->dh + 1 ||
-      pw2 < (g->kw - 1) * g->dw + 1)
+  if (g->kh > big || g->kw > big || ph2 < (g->kh - 1) * g->dh + 1 || pw2 < (g->kw - 1) * g->dw + 1)
     return td_error(TD_ERR_INVALID_ARGUMENT,
                     "conv2d: kernel %lldx%lld (dilation %lldx%lld) is larger than the padded "
                     "input %lldx%lld (input %s, weight %s, padding %d,%d)",
@@ -110,7 +111,8 @@ static td_status conv_geometry(const td_op_ctx *ctx, conv_geom *g) {
 static void im2col(const conv_geom *g, const float *x, float *col, int64_t ldc) {
   const int64_t ow = g->ow, w = g->w;
   if (g->unit) {
-    for (int64_t c = 0; c < g->cg; c++) memcpy(col + c * ldc, x + c * g->hw, sizeof(float) * g->hw);
+    for (int64_t c = 0; c < g->cg; c++)
+      memcpy(col + c * ldc, x + c * g->hw, sizeof(float) * g->hw);
     return;
   }
   const bool shifted = g->sw == 1 && g->sh == 1 && ow == w;
@@ -134,20 +136,25 @@ static void im2col(const conv_geom *g, const float *x, float *col, int64_t ldc) 
           memcpy(row + first, plane + first + yoff * w + xoff, sizeof(float) * (last - first));
           for (int64_t oy = ylo; oy < yhi; oy++) {
             float *r = row + oy * ow;
-            for (int64_t ox = 0; ox < xlo; ox++) r[ox] = 0;
-            for (int64_t ox = xhi; ox < ow; ox++) r[ox] = 0;
+            for (int64_t ox = 0; ox < xlo; ox++)
+              r[ox] = 0;
+            for (int64_t ox = xhi; ox < ow; ox++)
+              r[ox] = 0;
           }
           continue;
         }
         for (int64_t oy = ylo; oy < yhi; oy++) {
           float *r = row + oy * ow;
           const float *src = plane + (oy * g->sh + yoff) * w;
-          for (int64_t ox = 0; ox < xlo; ox++) r[ox] = 0;
+          for (int64_t ox = 0; ox < xlo; ox++)
+            r[ox] = 0;
           if (g->sw == 1)
             memcpy(r + xlo, src + xlo + xoff, sizeof(float) * (xhi - xlo));
           else
-            for (int64_t ox = xlo; ox < xhi; ox++) r[ox] = src[ox * g->sw + xoff];
-          for (int64_t ox = xhi; ox < ow; ox++) r[ox] = 0;
+            for (int64_t ox = xlo; ox < xhi; ox++)
+              r[ox] = src[ox * g->sw + xoff];
+          for (int64_t ox = xhi; ox < ow; ox++)
+            r[ox] = 0;
         }
       }
     }
@@ -162,7 +169,8 @@ static void im2col(const conv_geom *g, const float *x, float *col, int64_t ldc) 
 static void col2im(const conv_geom *g, float *col, int64_t ldc, float *dx) {
   const int64_t ow = g->ow, w = g->w;
   if (g->unit) {
-    for (int64_t c = 0; c < g->cg; c++) memcpy(dx + c * g->hw, col + c * ldc, sizeof(float) * g->hw);
+    for (int64_t c = 0; c < g->cg; c++)
+      memcpy(dx + c * g->hw, col + c * ldc, sizeof(float) * g->hw);
     return;
   }
   const bool shifted = g->sw == 1 && g->sh == 1 && ow == w;
@@ -179,22 +187,27 @@ static void col2im(const conv_geom *g, float *col, int64_t ldc, float *dx) {
         if (shifted) {
           for (int64_t oy = ylo; oy < yhi; oy++) {
             float *r = row + oy * ow;
-            for (int64_t ox = 0; ox < xlo; ox++) r[ox] = 0;
-            for (int64_t ox = xhi; ox < ow; ox++) r[ox] = 0;
+            for (int64_t ox = 0; ox < xlo; ox++)
+              r[ox] = 0;
+            for (int64_t ox = xhi; ox < ow; ox++)
+              r[ox] = 0;
           }
           int64_t first = ylo * ow + xlo, n = (yhi - 1) * ow + xhi - first;
           float *dst = plane + first + yoff * w + xoff;
           const float *src = row + first;
-          for (int64_t k = 0; k < n; k++) dst[k] += src[k];
+          for (int64_t k = 0; k < n; k++)
+            dst[k] += src[k];
           continue;
         }
         for (int64_t oy = ylo; oy < yhi; oy++) {
           const float *r = row + oy * ow;
           float *dst = plane + (oy * g->sh + yoff) * w;
           if (g->sw == 1)
-            for (int64_t ox = xlo; ox < xhi; ox++) dst[ox + xoff] += r[ox];
+            for (int64_t ox = xlo; ox < xhi; ox++)
+              dst[ox + xoff] += r[ox];
           else
-            for (int64_t ox = xlo; ox < xhi; ox++) dst[ox * g->sw + xoff] += r[ox];
+            for (int64_t ox = xlo; ox < xhi; ox++)
+              dst[ox * g->sw + xoff] += r[ox];
         }
       }
     }
@@ -208,11 +221,12 @@ static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (beta == 0)
-      for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, sizeof(float) * n);
+      for (int64_t i = 0; i < m; i++)
+        memset(c + i * ldc, 0, sizeof(float) * n);
     return;
   }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m,
+              (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
 /* Scratch for one chunk of samples: the column matrix, and (when the chunk
@@ -238,8 +252,7 @@ static float *alloc_floats(int64_t rows, int64_t cols, const char *what) {
 static td_status scratch_alloc(const conv_geom *g, bool need_col, conv_scratch *s) {
   s->col = s->rows = NULL;
   int64_t cols = g->chunk * g->ohw;
-  if (need_col && !(s->col = alloc_floats(g->kc, cols, "conv2d columns")))
-    return TD_ERR_NO_MEMORY;
+  if (need_col && !(s->col = alloc_floats(g->kc, cols, "conv2d columns"))) return TD_ERR_NO_MEMORY;
   if (g->chunk > 1 && !(s->rows = alloc_floats(g->o, cols, "conv2d rows"))) {
     td_free(s->col);
     s->col = NULL;
@@ -267,7 +280,8 @@ static td_status conv_forward_buffers(const conv_geom *g, const float *xp, const
     for (int64_t gi = 0; gi < g->groups; gi++) {
       const float *xg = xp + (s0 * g->c + gi * g->cg) * g->hw, *colp = xg;
       if (!(g->unit && nb == 1)) {
-        for (int64_t k = 0; k < nb; k++) im2col(g, xg + k * g->c * g->hw, s.col + k * g->ohw, cols);
+        for (int64_t k = 0; k < nb; k++)
+          im2col(g, xg + k * g->c * g->hw, s.col + k * g->ohw, cols);
         colp = s.col;
       }
       const float *wg = wp + gi * g->og * g->kc;
@@ -275,7 +289,8 @@ static td_status conv_forward_buffers(const conv_geom *g, const float *xp, const
         float *yg = yp + (s0 * g->o + gi * g->og) * g->ohw;
         if (bp)
           for (int64_t o = 0; o < g->og; o++)
-            for (int64_t i = 0; i < g->ohw; i++) yg[o * g->ohw + i] = bp[gi * g->og + o];
+            for (int64_t i = 0; i < g->ohw; i++)
+              yg[o * g->ohw + i] = bp[gi * g->og + o];
         sgemm(false, false, g->og, g->ohw, g->kc, wg, g->kc, colp, g->ohw, bp ? 1.0f : 0.0f, yg,
               g->ohw);
       } else {
@@ -289,7 +304,8 @@ static td_status conv_forward_buffers(const conv_geom *g, const float *xp, const
           float *dst = yp + ((s0 + k) * g->o + o) * g->ohw;
           const float *src = s.rows + o * cols + k * g->ohw;
           float bias = bp ? bp[o] : 0.0f;
-          for (int64_t i = 0; i < g->ohw; i++) dst[i] = src[i] + bias;
+          for (int64_t i = 0; i < g->ohw; i++)
+            dst[i] = src[i] + bias;
         }
   }
   scratch_free(&s);
@@ -333,10 +349,13 @@ static float sum_floats(const float *p, int64_t n) {
   float lane[16] = {0};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
-    for (int k = 0; k < 16; k++) lane[k] += p[i + k];
+    for (int k = 0; k < 16; k++)
+      lane[k] += p[i + k];
   float s = 0;
-  for (; i < n; i++) s += p[i];
-  for (int k = 0; k < 16; k++) s += lane[k];
+  for (; i < n; i++)
+    s += p[i];
+  for (int k = 0; k < 16; k++)
+    s += lane[k];
   return s;
 }
 
@@ -348,7 +367,8 @@ static td_status bias_grad(const conv_geom *g, const float *gy, td_tensor **out)
   float *p = td_tensor_f32(t);
   for (int64_t o = 0; o < g->o; o++) {
     double acc = 0;
-    for (int64_t k = 0; k < g->n; k++) acc += sum_floats(gy + (k * g->o + o) * g->ohw, g->ohw);
+    for (int64_t k = 0; k < g->n; k++)
+      acc += sum_floats(gy + (k * g->o + o) * g->ohw, g->ohw);
     p[o] = (float)acc;
   }
   *out = t;
@@ -381,7 +401,8 @@ static td_status weight_grad(const conv_geom *g, const float *xp, const float *d
     for (int64_t gi = 0; gi < g->groups; gi++) {
       const float *xg = xp + (s0 * g->c + gi * g->cg) * g->hw, *colp = xg;
       if (!(g->unit && nb == 1)) {
-        for (int64_t k = 0; k < nb; k++) im2col(g, xg + k * g->c * g->hw, s.col + k * g->ohw, cols);
+        for (int64_t k = 0; k < nb; k++)
+          im2col(g, xg + k * g->c * g->hw, s.col + k * g->ohw, cols);
         colp = s.col;
       }
       sgemm(false, true, g->kc, g->og, cols, colp, cols, dyrows + gi * g->og * cols, cols, 1.0f,
@@ -428,7 +449,8 @@ static void flip_weights(const conv_geom *g, const float *w, float *wt) {
       for (int64_t c = 0; c < g->cg; c++) {
         const float *src = w + ((gi * g->og + o) * g->cg + c) * khw;
         float *dst = wt + ((gi * g->cg + c) * g->og + o) * khw;
-        for (int64_t k = 0; k < khw; k++) dst[k] = src[khw - 1 - k];
+        for (int64_t k = 0; k < khw; k++)
+          dst[k] = src[khw - 1 - k];
       }
 }
 
@@ -453,7 +475,8 @@ static td_status input_grad_col2im(const conv_geom *g, const float *wp, const fl
       float *dxg = dxp + (s0 * g->c + gi * g->cg) * g->hw;
       sgemm(true, false, g->kc, cols, g->og, wp + gi * g->og * g->kc, g->kc,
             dyrows + gi * g->og * cols, cols, 0.0f, s.col, cols);
-      for (int64_t k = 0; k < nb; k++) col2im(g, s.col + k * g->ohw, cols, dxg + k * g->c * g->hw);
+      for (int64_t k = 0; k < nb; k++)
+        col2im(g, s.col + k * g->ohw, cols, dxg + k * g->c * g->hw);
     }
   }
   scratch_free(&s);
@@ -500,8 +523,8 @@ done:
   return st;
 }
 
-const td_op_def td_op_conv2d = {"conv2d", 3, sizeof(td_conv2d_params), TD_SAVE_INPUTS,
-                                conv2d_forward, conv2d_backward};
+const td_op_def td_op_conv2d = {
+    "conv2d", 3, sizeof(td_conv2d_params), TD_SAVE_INPUTS, conv2d_forward, conv2d_backward};
 
 td_status td_conv2d(td_tensor *x, td_tensor *weight, td_tensor *bias, const td_conv2d_params *p,
                     td_tensor **out) {

@@ -1,21 +1,20 @@
-/* conv_direct.c - conv2d without im2col: register-tiled AVX2 kernels over a padded, wide grid.
+/* conv_direct.c - conv2d without im2col: register-tiled AVX2 kernels over padded input planes.
  *
  * Each input plane is padded once and split into stride phases (plane (a,b)
- * holds padded pixels (r*sh + a, col*sw + b)). Numbering output positions on
- * a grid as wide as a phase plane, q = oy * wq + ox, every kernel tap (c,i,j)
- * then reads its input at a constant offset from q. A tile of 24 consecutive
- * positions x 4 output channels is 12 vector accumulators, and each step of
- * the reduction over (c,i,j) loads 3 input vectors and broadcasts 4 weights
- * for 12 FMAs: close to the FMA peak, with no column matrix and no packing.
- * Grid columns ox >= OW are computed and dropped (a few percent for 3x3
- * "same" convolutions).
+ * holds padded pixels (r*sh + a, col*sw + b)); in a phase plane of width wq,
+ * kernel tap (c,i,j) reads output position (oy, ox) at a constant offset
+ * src[c,i,j] from oy*wq + ox. So the convolution is a reduction over rows
+ * r = (c,i,j) of in[src[r] + position] x w[r], with no column matrix and no
+ * packing of the input; conv_tiles.h computes it in register tiles,
+ * vectorized over positions or over output channels, and a cost model picks
+ * one per pass (short reductions favour positions, which need no transpose;
+ * small images favour channels, which waste no padding columns).
  *
  * The input gradient is the same kind of pass over dY, padded so that every
  * tap reads at a non-negative offset: for stride 1 it is the convolution
  * with the flipped kernel; for stride s, dX splits into s x s phases, each a
- * stride-1 pass with the taps that land on it. The weight gradient turns the
- * walk around: dW[o][c,i,j] is the dot product of dY's row o (on the same
- * grid, zero in the dropped columns) with the input shifted by tap (c,i,j).
+ * stride-1 pass with the taps that land on it. The weight gradient sums
+ * input x dY over every output position of several samples in registers.
  *
  * Threads split the batch; their number follows OpenBLAS's setting, the
  * engine's one knob for intra-op threads.
@@ -24,105 +23,193 @@
 
 #include <cblas.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/alloc.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
+#include "functional/conv_tiles.h"
 
 enum {
-  VEC = 8,          /* floats per AVX2 vector */
-  TILE = 3 * VEC,   /* grid positions per full tile */
-  OB = 4,           /* output channels per tile (weights are packed in blocks of 4) */
-  WR = 3,           /* reduction rows per weight-gradient tile */
-  WS = 4,           /* samples summed in registers by the weight-gradient tile */
+  GRID_TILE = 3 * VEC, /* positions per full grid tile */
   MAX_THREADS = 16,
+  WS_MAX = 4,           /* samples summed in registers by a weight-gradient tile */
+  WS_BYTES = 512 << 10, /* ...while their inputs stay within this (about L2) */
+  /* Cost of moving one result through a [position][channel] transpose, in
+   * multiply-adds per lane: what a channel-vectorized pass pays extra. */
+  TRANSPOSE_COST = 16,
 };
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-/* ---- the tiled pass ------------------------------------------------------ */
+/* ---- passes -------------------------------------------------------------- */
 
-/* y[k][v*8 .. v*8+8) = sum over r of w[r][k] * x[src[r] + v*8 ..], for V
- * vectors of positions and Q <= 4 output channels (both constants after
- * inlining, so the accumulators live in registers). */
-ALWAYS_INLINE void tile(const int V, const int Q, const float *x, const int64_t *src, int64_t kc,
-                        const float *w, float *y, int64_t ld) {
-  __m256 acc[3][OB];
-  _Pragma("GCC unroll 3") for (int v = 0; v < V; v++)
-      _Pragma("GCC unroll 4") for (int k = 0; k < Q; k++) acc[v][k] = _mm256_setzero_ps();
-  for (int64_t r = 0; r < kc; r++) {
-    const float *xp = x + src[r];
-    __m256 xv[3];
-    _Pragma("GCC unroll 3") for (int v = 0; v < V; v++) xv[v] = _mm256_loadu_ps(xp + v * VEC);
-    _Pragma("GCC unroll 4") for (int k = 0; k < Q; k++) {
-      __m256 b = _mm256_broadcast_ss(w + r * OB + k);
-      _Pragma("GCC unroll 3") for (int v = 0; v < V; v++)
-          acc[v][k] = _mm256_fmadd_ps(xv[v], b, acc[v][k]);
-    }
-  }
-  _Pragma("GCC unroll 4") for (int k = 0; k < Q; k++)
-      _Pragma("GCC unroll 3") for (int v = 0; v < V; v++)
-          _mm256_storeu_ps(y + k * ld + v * VEC, acc[v][k]);
-}
-
-#define TILE_Q(V)                                                                              \
-  static void tile_##V(int q, const float *x, const int64_t *src, int64_t kc, const float *w, \
-                       float *y, int64_t ld) {                                                 \
-    switch (q) {                                                                               \
-    case 1: tile(V, 1, x, src, kc, w, y, ld); break;                                           \
-    case 2: tile(V, 2, x, src, kc, w, y, ld); break;                                           \
-    case 3: tile(V, 3, x, src, kc, w, y, ld); break;                                           \
-    default: tile(V, 4, x, src, kc, w, y, ld); break;                                          \
-    }                                                                                          \
-  }
-TILE_Q(1)
-TILE_Q(2)
-TILE_Q(3)
-#undef TILE_Q
-
-/* One pass: outputs of a group computed on a grid over a prepared input,
- * then written to their planes. Output k's grid position (u, v) for u < rows,
- * v < cols goes to out[k * out_plane + out0 + u * out_rs + v * out_vs]. */
+/* One pass: the outputs of a group at the positions of a rows x cols grid
+ * over a prepared input (row width wq). Output k at grid position (u, c)
+ * goes to out[k * out_plane + out0 + u * out_rs + c * out_vs]. */
 typedef struct pass {
-  int64_t kc;            /* reduction rows */
-  const int64_t *src;    /* [kc]: where each row reads, relative to the grid position */
-  const float *wpk;      /* [groups][blocks][kc][OB] */
-  int64_t nout, nob;     /* output channels per group, blocks of OB */
+  int64_t kc;         /* reduction rows */
+  const int64_t *src; /* [kc]: where each row reads, relative to the position */
+  bool cv;            /* vectorized over channels, else over positions */
+  const float *w;     /* cv: [groups][kc][npad]; grid: [groups][npad/4][kc][4] */
+  int64_t nout, npad; /* output channels per group; rounded up to 8 (cv) or 4 (grid) */
   int64_t rows, cols, wq;
   int64_t out_plane, out0, out_rs, out_vs;
 } pass;
 
-static int64_t pass_positions(const pass *p) { return round_up(p->rows * p->wq, VEC); }
+/* Grid positions computed (the padding columns included), in whole vectors. */
+static int64_t grid_positions(int64_t rows, int64_t wq) { return round_up(rows * wq, VEC); }
 
-/* Computes pass p for group gi over prepared input `in` into grid (ld floats
- * per channel) and writes it out (plus bias[k] when bias is set). */
-static void run_pass(const pass *p, int64_t gi, const float *in, float *grid, int64_t ld,
-                     float *out, const float *bias) {
-  int64_t qv = pass_positions(p);
-  for (int64_t ob = 0; ob < p->nob; ob++) {
-    const float *wb = p->wpk + (gi * p->nob + ob) * p->kc * OB;
-    int nq = p->nout - ob * OB < OB ? (int)(p->nout - ob * OB) : OB;
-    float *gb = grid + ob * OB * ld;
-    int64_t q0 = 0;
-    for (; q0 + TILE <= qv; q0 += TILE) tile_3(nq, in + q0, p->src, p->kc, wb, gb + q0, ld);
-    if (qv - q0 == 2 * VEC) tile_2(nq, in + q0, p->src, p->kc, wb, gb + q0, ld);
-    if (qv - q0 == VEC) tile_1(nq, in + q0, p->src, p->kc, wb, gb + q0, ld);
+/* Whether channel vectors beat position vectors for a pass, counting
+ * multiply-add lanes: the grid computes padding columns and pads channels
+ * to 4, the channel tiles pad channels to 8 and positions to 6, and pay
+ * for the transpose. */
+static bool choose_cv(int64_t kc, int64_t nout, int64_t rows, int64_t cols, int64_t wq) {
+  int64_t grid = grid_positions(rows, wq) * round_up(nout, GQ) * kc;
+  int64_t npos = rows * cols;
+  int64_t cv =
+      round_up(npos, CP) * round_up(nout, VEC) * kc + TRANSPOSE_COST * npos * round_up(nout, VEC);
+  return cv < grid;
+}
+
+/* Floats of scratch run_pass needs: the tile results. */
+static int64_t pass_scratch(const pass *p) {
+  return p->cv ? round_up(p->rows * p->cols, CP) * p->npad
+               : p->npad * grid_positions(p->rows, p->wq);
+}
+
+/* Weights for pass p: output k of group gi, reduction row r, is
+ * w[gi*gs + k*ks + roff[r]] (roff NULL: r); zero in the padding channels. */
+static float *pack_weights(const conv_geom *g, const pass *p, const float *w, int64_t gs,
+                           int64_t ks, const int64_t *roff) {
+  int64_t kc = p->kc, npad = p->npad;
+  float *wp =
+      td_calloc((size_t)(g->groups * kc * npad) + 1, sizeof(float), "conv2d packed weights");
+  if (!wp) return NULL;
+  for (int64_t gi = 0; gi < g->groups; gi++)
+    for (int64_t k = 0; k < p->nout; k++) {
+      const float *src = w + gi * gs + k * ks;
+      float *dst = p->cv ? wp + gi * kc * npad + k : wp + (gi * npad + k / GQ * GQ) * kc + k % GQ;
+      int64_t step = p->cv ? npad : GQ;
+      for (int64_t r = 0; r < kc; r++)
+        dst[r * step] = src[roff ? roff[r] : r];
+    }
+  return wp;
+}
+
+static void grid_tiles(int nq, const float *in, const int64_t *src, int64_t kc, const float *w,
+                       float *y, int64_t ld, int64_t qv) {
+  int64_t q0 = 0;
+#define GRID_Q(nv)                                                                                 \
+  switch (nq) {                                                                                    \
+  case 1: grid_tile(nv, 1, in + q0, src, kc, w, y + q0, ld); break;                                \
+  case 2: grid_tile(nv, 2, in + q0, src, kc, w, y + q0, ld); break;                                \
+  case 3: grid_tile(nv, 3, in + q0, src, kc, w, y + q0, ld); break;                                \
+  default: grid_tile(nv, 4, in + q0, src, kc, w, y + q0, ld); break;                               \
+  }
+  for (; q0 + GRID_TILE <= qv; q0 += GRID_TILE)
+    GRID_Q(3)
+  if (qv - q0 == 2 * VEC) GRID_Q(2)
+  if (qv - q0 == VEC) GRID_Q(1)
+#undef GRID_Q
+}
+
+static void cv_tile_2(const float *in, const int64_t *pos, const int64_t *src, int64_t kc,
+                      const float *w, int64_t ld, float *out) {
+  cv_tile(2, in, pos, src, kc, w, ld, out, ld);
+}
+
+static void cv_tile_1(const float *in, const int64_t *pos, const int64_t *src, int64_t kc,
+                      const float *w, int64_t ld, float *out) {
+  cv_tile(1, in, pos, src, kc, w, ld, out, ld);
+}
+
+/* [position][channel] tile results to the output planes, plus bias. Whole
+ * 8 x 8 blocks go through a register transpose when positions are
+ * contiguous in the output. */
+static void scatter_cv(const pass *p, const float *tmp, float *out, const float *bias) {
+  int64_t npos = p->rows * p->cols, ld = p->npad;
+  int64_t pfull = npos / VEC * VEC, kfull = p->nout / VEC * VEC;
+  bool flat = p->out_vs == 1 && p->out_rs == p->cols;
+  for (int64_t k0 = 0; k0 < kfull; k0 += VEC) {
+    __m256 add[VEC];
+    for (int j = 0; j < VEC; j++)
+      add[j] = _mm256_set1_ps(bias ? bias[k0 + j] : 0.0f);
+    float *dst = out + k0 * p->out_plane + p->out0;
+    int64_t u = 0, c = 0; /* grid row and column of position q0 */
+    for (int64_t q0 = 0; q0 < pfull; q0 += VEC) {
+      if (flat) {
+        transpose8(tmp + q0 * ld + k0, ld, dst + q0, p->out_plane, add);
+        continue;
+      }
+      /* Strided outputs (a phase of dX): transpose here, store one by one. */
+      float blk[VEC * VEC];
+      int64_t at[VEC];
+      transpose8(tmp + q0 * ld + k0, ld, blk, VEC, add);
+      for (int i = 0; i < VEC; i++) {
+        at[i] = u * p->out_rs + c * p->out_vs;
+        if (++c == p->cols) c = 0, u++;
+      }
+      for (int j = 0; j < VEC; j++)
+        for (int i = 0; i < VEC; i++)
+          dst[j * p->out_plane + at[i]] = blk[j * VEC + i];
+    }
+  }
+  /* What the 8 x 8 blocks left: the last positions and channels. */
+  for (int64_t k = 0; k < p->nout; k++) {
+    float *dst = out + k * p->out_plane + p->out0;
+    float b = bias ? bias[k] : 0.0f;
+    int64_t q = k < kfull ? pfull : 0, u = q / p->cols, c = q % p->cols;
+    for (; q < npos; q++) {
+      dst[u * p->out_rs + c * p->out_vs] = tmp[q * ld + k] + b;
+      if (++c == p->cols) c = 0, u++;
+    }
+  }
+}
+
+/* Computes pass p for group gi over prepared input `in` and writes it out
+ * (plus bias[k] when bias is set); tmp holds pass_scratch(p) floats. */
+static void run_pass(const pass *p, int64_t gi, const float *in, float *tmp, float *out,
+                     const float *bias) {
+  const float *w = p->w + gi * p->kc * p->npad;
+  if (p->cv) {
+    int64_t npos = p->rows * p->cols, nvec = p->npad / VEC;
+    for (int64_t k0 = 0; k0 < npos; k0 += CP) {
+      /* The last tile repeats the last position; its extra rows of tmp are
+       * never read. */
+      int64_t pos[CP];
+      for (int k = 0; k < CP; k++) {
+        int64_t q = k0 + k < npos ? k0 + k : npos - 1;
+        pos[k] = q / p->cols * p->wq + q % p->cols;
+      }
+      float *t = tmp + k0 * p->npad;
+      int64_t v = 0;
+      for (; v + 2 <= nvec; v += 2)
+        cv_tile_2(in, pos, p->src, p->kc, w + v * VEC, p->npad, t + v * VEC);
+      if (v < nvec) cv_tile_1(in, pos, p->src, p->kc, w + v * VEC, p->npad, t + v * VEC);
+    }
+    scatter_cv(p, tmp, out, bias);
+    return;
+  }
+  int64_t qv = grid_positions(p->rows, p->wq);
+  for (int64_t ob = 0; ob < p->npad / GQ; ob++) {
+    int nq = p->nout - ob * GQ < GQ ? (int)(p->nout - ob * GQ) : GQ;
+    grid_tiles(nq, in, p->src, p->kc, w + ob * GQ * p->kc, tmp + ob * GQ * qv, qv, qv);
   }
   for (int64_t k = 0; k < p->nout; k++) {
     float *dst = out + k * p->out_plane + p->out0;
-    const float *g = grid + k * ld;
+    const float *g = tmp + k * qv;
     float b = bias ? bias[k] : 0.0f;
     for (int64_t u = 0; u < p->rows; u++) {
       float *d = dst + u * p->out_rs;
       const float *s = g + u * p->wq;
       if (p->out_vs == 1) /* the common case, kept apart so it vectorizes */
-        for (int64_t v = 0; v < p->cols; v++) d[v] = s[v] + b;
+        for (int64_t c = 0; c < p->cols; c++)
+          d[c] = s[c] + b;
       else
-        for (int64_t v = 0; v < p->cols; v++) d[v * p->out_vs] = s[v] + b;
+        for (int64_t c = 0; c < p->cols; c++)
+          d[c * p->out_vs] = s[c] + b;
     }
   }
 }
@@ -131,15 +218,52 @@ static void run_pass(const pass *p, int64_t gi, const float *in, float *grid, in
 
 typedef void (*work_fn)(void *job, int t, int nt);
 
-typedef struct worker {
+/* A pool of workers kept between calls (starting threads for every
+ * convolution costs more than small ones take). One job runs at a time; a
+ * caller that finds the pool busy (another session's convolution) runs its
+ * shares itself. */
+static struct {
+  pthread_mutex_t busy; /* held by the caller whose job is running */
+  pthread_mutex_t m;    /* guards the fields below */
+  pthread_cond_t start, done;
+  int nworkers;              /* threads started so far (worker i runs share i) */
+  uint64_t generation;       /* bumped for every job */
+  int participants, pending; /* workers in the current job, and those not finished */
   work_fn fn;
   void *job;
-  int t, nt;
-} worker;
+  int nt;
+} pool = {PTHREAD_MUTEX_INITIALIZER,
+          PTHREAD_MUTEX_INITIALIZER,
+          PTHREAD_COND_INITIALIZER,
+          PTHREAD_COND_INITIALIZER,
+          0,
+          0,
+          0,
+          0,
+          NULL,
+          NULL,
+          0};
 
-static void *worker_main(void *arg) {
-  worker *w = arg;
-  w->fn(w->job, w->t, w->nt);
+/* The generation current when worker i was started: its first job is the next one. */
+static uint64_t pool_born[MAX_THREADS];
+
+static void *pool_worker(void *arg) {
+  int id = (int)(intptr_t)arg;
+  pthread_mutex_lock(&pool.m);
+  uint64_t seen = pool_born[id];
+  for (;;) {
+    while (pool.generation == seen)
+      pthread_cond_wait(&pool.start, &pool.m);
+    seen = pool.generation;
+    if (id > pool.participants) continue;
+    work_fn fn = pool.fn;
+    void *job = pool.job;
+    int nt = pool.nt;
+    pthread_mutex_unlock(&pool.m);
+    fn(job, id, nt);
+    pthread_mutex_lock(&pool.m);
+    if (--pool.pending == 0) pthread_cond_signal(&pool.done);
+  }
   return NULL;
 }
 
@@ -150,24 +274,51 @@ static int thread_count(int64_t n) {
   return t > 1 ? t : 1;
 }
 
-/* Runs fn(job, t, nt) for t = 0..nt-1, on nt - 1 new threads and this one.
- * A thread that cannot be started has its share run here instead. Workers
- * never fail: everything they need is allocated before. */
+/* A forked child has none of the workers (and maybe a lock some other
+ * thread held): it starts with an empty pool. */
+static void pool_after_fork(void) {
+  pthread_mutex_init(&pool.busy, NULL);
+  pthread_mutex_init(&pool.m, NULL);
+  pthread_cond_init(&pool.start, NULL);
+  pthread_cond_init(&pool.done, NULL);
+  pool.nworkers = pool.participants = pool.pending = 0;
+}
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static void pool_register_fork(void) { pthread_atfork(NULL, NULL, pool_after_fork); }
+
+/* Runs fn(job, t, nt) for t = 0..nt-1: share 0 here, the others on pool
+ * workers (or here too, when workers cannot be had). Workers never fail:
+ * everything they need is allocated before. */
 static void run_parallel(int nt, work_fn fn, void *job) {
-  pthread_t th[MAX_THREADS];
-  worker w[MAX_THREADS];
-  bool started[MAX_THREADS] = {false};
-  for (int t = 1; t < nt; t++) {
-    w[t] = (worker){fn, job, t, nt};
-    started[t] = pthread_create(&th[t], NULL, worker_main, &w[t]) == 0;
-  }
-  fn(job, 0, nt);
-  for (int t = 1; t < nt; t++) {
-    if (started[t])
-      pthread_join(th[t], NULL);
-    else
+  if (nt > 1) pthread_once(&pool_once, pool_register_fork);
+  if (nt > 1 && pthread_mutex_trylock(&pool.busy) == 0) {
+    pthread_mutex_lock(&pool.m);
+    while (pool.nworkers < nt - 1) {
+      pthread_t th;
+      pool_born[pool.nworkers + 1] = pool.generation;
+      if (pthread_create(&th, NULL, pool_worker, (void *)(intptr_t)(pool.nworkers + 1))) break;
+      pthread_detach(th);
+      pool.nworkers++;
+    }
+    int helpers = pool.nworkers < nt - 1 ? pool.nworkers : nt - 1;
+    pool.fn = fn, pool.job = job, pool.nt = nt;
+    pool.participants = pool.pending = helpers;
+    pool.generation++;
+    pthread_cond_broadcast(&pool.start);
+    pthread_mutex_unlock(&pool.m);
+    fn(job, 0, nt);
+    for (int t = helpers + 1; t < nt; t++)
       fn(job, t, nt);
+    pthread_mutex_lock(&pool.m);
+    while (pool.pending > 0)
+      pthread_cond_wait(&pool.done, &pool.m);
+    pthread_mutex_unlock(&pool.m);
+    pthread_mutex_unlock(&pool.busy);
+    return;
   }
+  for (int t = 0; t < nt; t++)
+    fn(job, t, nt);
 }
 
 /* ---- the input side: phase planes ----------------------------------------- */
@@ -175,8 +326,8 @@ static void run_parallel(int nt, work_fn fn, void *job) {
 /* How a group's input is laid out for the forward pass and the weight gradient. */
 typedef struct layout {
   int64_t hq, wq;      /* phase plane rows and columns */
-  int64_t ps, cstride; /* floats per phase plane (with slack), per channel (all phases) */
-  int64_t *src;        /* [kc]: offset of reduction row (c,i,j) from the grid position */
+  int64_t ps, cstride; /* floats per phase plane (with a grid's reach), per channel */
+  int64_t *src;        /* [kc]: offset of reduction row (c,i,j) from the output position */
   bool *used;          /* [sh * sw]: phases some tap reads */
 } layout;
 
@@ -188,9 +339,10 @@ static void layout_free(layout *l) {
 static td_status layout_init(layout *l, const conv_geom *g) {
   l->hq = (g->h + 2 * g->ph + g->sh - 1) / g->sh;
   l->wq = (g->w + 2 * g->pw + g->sw - 1) / g->sw;
-  int64_t reach = ((g->kh - 1) * g->dh / g->sh) * l->wq + (g->kw - 1) * g->dw / g->sw;
-  int64_t span = round_up(g->oh * l->wq, TILE);
-  l->ps = round_up(reach + span > l->hq * l->wq ? reach + span : l->hq * l->wq, 16);
+  /* A grid pass reads whole tiles of positions past the farthest tap. */
+  int64_t reach = ((g->kh - 1) * g->dh / g->sh) * l->wq + (g->kw - 1) * g->dw / g->sw +
+                  round_up(grid_positions(g->oh, l->wq), GRID_TILE);
+  l->ps = round_up(reach > l->hq * l->wq ? reach : l->hq * l->wq, 16); /* whole cache lines */
   l->cstride = g->sh * g->sw * l->ps;
   l->src = td_alloc(sizeof(int64_t) * (size_t)(g->kc + 1), "conv2d tap offsets");
   l->used = td_calloc((size_t)(g->sh * g->sw), sizeof(bool), "conv2d phases");
@@ -210,14 +362,27 @@ static td_status layout_init(layout *l, const conv_geom *g) {
   return TD_OK;
 }
 
-/* Copies src[0], src[step], ... (n of them) to dst[0..n). Rows here are
- * short (8 to 32 floats), where a plain loop beats a call to memcpy. */
+/* Copies src[0], src[step], ... (n of them) to dst[0..n). */
 static inline void copy_row(float *restrict dst, const float *restrict src, int64_t step,
                             int64_t n) {
-  if (step == 1)
-    for (int64_t k = 0; k < n; k++) dst[k] = src[k];
-  else
-    for (int64_t k = 0; k < n; k++) dst[k] = src[k * step];
+  int64_t k = 0;
+  if (step == 1) {
+    for (; k + VEC <= n; k += VEC)
+      _mm256_storeu_ps(dst + k, _mm256_loadu_ps(src + k));
+  } else if (step == 2) {
+    /* The even lanes of two vectors; the second one's last lane, one float
+     * past the last kept, is masked off so it is never read. */
+    const __m256i evens_first = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m256i all_but_last = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+    for (; k + VEC <= n; k += VEC) {
+      __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 2 * k), evens_first);
+      __m256 b = _mm256_permutevar8x32_ps(_mm256_maskload_ps(src + 2 * k + VEC, all_but_last),
+                                          evens_first);
+      _mm256_storeu_ps(dst + k, _mm256_permute2f128_ps(a, b, 0x20));
+    }
+  }
+  for (; k < n; k++)
+    dst[k] = src[k * step];
 }
 
 /* One sample's group of channels into its phase planes (those some tap
@@ -235,28 +400,10 @@ static void prep_input(const conv_geom *g, const layout *l, const float *x, floa
         conv_valid_range(b - g->pw, g->sw, g->w, l->wq, &clo, &chi);
         for (int64_t r = rlo; r < rhi; r++)
           copy_row(pl + r * l->wq + clo,
-                       x + c * g->hw + (r * g->sh + a - g->ph) * g->w + clo * g->sw + b - g->pw,
-                       g->sw, chi - clo);
+                   x + c * g->hw + (r * g->sh + a - g->ph) * g->w + clo * g->sw + b - g->pw, g->sw,
+                   chi - clo);
       }
     }
-}
-
-/* Weights as [groups][blocks of 4 outputs][kc][4], zero in a partial last
- * block; w_at(g, gi, k, r) is the weight of the group's output k, row r. */
-typedef float (*weight_at)(const conv_geom *g, const float *w, int64_t gi, int64_t k, int64_t r,
-                           const void *extra);
-
-static float *pack_weights(const conv_geom *g, const float *w, int64_t nout, int64_t kc,
-                           weight_at at, const void *extra) {
-  int64_t nob = (nout + OB - 1) / OB;
-  float *wpk = td_calloc((size_t)(g->groups * nob * OB * kc) + 1, sizeof(float),
-                         "conv2d packed weights");
-  if (!wpk) return NULL;
-  for (int64_t gi = 0; gi < g->groups; gi++)
-    for (int64_t k = 0; k < nout; k++)
-      for (int64_t r = 0; r < kc; r++)
-        wpk[((gi * nob + k / OB) * kc + r) * OB + k % OB] = at(g, w, gi, k, r, extra);
-  return wpk;
 }
 
 /* ---- forward ------------------------------------------------------------ */
@@ -267,51 +414,51 @@ typedef struct forward_job {
   const pass *p;
   const float *x, *bias;
   float *y;
-  float *bufs; /* per thread: prepared input, then the grid */
-  int64_t bufsz, grid_ld;
+  float *bufs; /* per thread: prepared input, then the pass's scratch */
+  int64_t bufsz;
 } forward_job;
 
 static void forward_worker(void *arg, int t, int nt) {
   const forward_job *j = arg;
   const conv_geom *g = j->g;
-  float *prep = j->bufs + t * j->bufsz, *grid = prep + g->cg * j->l->cstride;
+  float *prep = j->bufs + t * j->bufsz, *tmp = prep + g->cg * j->l->cstride;
   for (int64_t n = g->n * t / nt; n < g->n * (t + 1) / nt; n++)
     for (int64_t gi = 0; gi < g->groups; gi++) {
       prep_input(g, j->l, j->x + (n * g->c + gi * g->cg) * g->hw, prep);
-      run_pass(j->p, gi, prep, grid, j->grid_ld, j->y + (n * g->o + gi * g->og) * g->ohw,
+      run_pass(j->p, gi, prep, tmp, j->y + (n * g->o + gi * g->og) * g->ohw,
                j->bias ? j->bias + gi * g->og : NULL);
     }
 }
 
-static float forward_weight(const conv_geom *g, const float *w, int64_t gi, int64_t k, int64_t r,
-                            const void *extra) {
-  (void)extra;
-  return w[(gi * g->og + k) * g->kc + r];
-}
+bool td_conv_direct_supported(const conv_geom *g) { return g->groups == 1 || g->og >= GQ; }
 
-bool td_conv_direct_supported(const conv_geom *g) { return g->groups == 1 || g->og >= OB; }
+/* A pass over a prepared input, vectorized as the cost model says. */
+static pass make_pass(int64_t kc, const int64_t *src, int64_t nout, int64_t rows, int64_t cols,
+                      int64_t wq, int64_t out_plane, int64_t out0, int64_t out_rs, int64_t out_vs) {
+  bool cv = choose_cv(kc, nout, rows, cols, wq);
+  return (pass){kc, src,       cv,   NULL,   nout,  round_up(nout, cv ? VEC : GQ), rows, cols,
+                wq, out_plane, out0, out_rs, out_vs};
+}
 
 td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float *w,
                                  const float *bias, float *y) {
   layout l;
   td_status st = layout_init(&l, g);
   if (st) return st;
-  pass p = {g->kc, l.src, NULL, g->og, (g->og + OB - 1) / OB, g->oh, g->ow, l.wq,
-            g->ohw, 0, g->ow, 1};
-  forward_job j = {g, &l, &p, x, bias, y, NULL, 0, pass_positions(&p)};
+  pass p = make_pass(g->kc, l.src, g->og, g->oh, g->ow, l.wq, g->ohw, 0, g->ow, 1);
+  forward_job j = {g, &l, &p, x, bias, y, NULL, 0};
   int nt = thread_count(g->n);
-  j.bufsz = round_up(g->cg * l.cstride + p.nob * OB * j.grid_ld, 16);
-  float *wpk = pack_weights(g, w, g->og, g->kc, forward_weight, NULL);
-  j.bufs = wpk ? td_calloc((size_t)(j.bufsz * nt), sizeof(float), "conv2d buffers") : NULL;
+  j.bufsz = round_up(g->cg * l.cstride + pass_scratch(&p), 16);
+  p.w = pack_weights(g, &p, w, g->og * g->kc, g->kc, NULL);
+  j.bufs = p.w ? td_calloc((size_t)(j.bufsz * nt), sizeof(float), "conv2d buffers") : NULL;
   if (!j.bufs) {
-    td_free(wpk);
+    td_free((void *)p.w);
     layout_free(&l);
     return TD_ERR_NO_MEMORY;
   }
-  p.wpk = wpk;
   run_parallel(nt, forward_worker, &j);
   td_free(j.bufs);
-  td_free(wpk);
+  td_free((void *)p.w);
   layout_free(&l);
   return TD_OK;
 }
@@ -322,32 +469,19 @@ td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float
  * when (i*dh) % sh == a and (j*dw) % sw == b, from dY at (R - i*dh/sh,
  * C - j*dw/sw). dY is padded by ti = (kh-1)*dh/sh rows on top (tj columns on
  * the left) so those reads are at non-negative offsets, and by enough at the
- * bottom and right that every grid row can be read whole. Each phase (a,b)
- * is one pass; a phase no tap lands on is a pass with no reduction rows,
- * which writes its zeros. */
+ * bottom and right to cover every phase and a grid's reach. Each phase (a,b)
+ * is one pass; the pixels of a phase no tap lands on are zero. */
 typedef struct dx_plan {
   int64_t ti, tj, hy, wy, ps; /* dY padding, padded size, floats per plane */
   int npass;
-  pass *p;                    /* [sh * sw], phases with image pixels */
-  int64_t *src;               /* all phases' offsets, og * kh * kw in total */
+  pass *p;      /* [sh * sw], the phases some tap lands on */
+  bool zero;    /* some image pixels get no tap (a stride beyond the kernel) */
+  int64_t *src; /* all phases' offsets, og * kh * kw in total */
 } dx_plan;
 
-typedef struct dx_taps {
-  const int64_t *tap; /* tap indices i*kw + j of one phase */
-  int64_t n;
-} dx_taps;
-
-/* Weight for dX output channel k (input channel k of the group) and
- * reduction row r = (o, t) of a phase: w[o][k][tap t]. */
-static float input_grad_weight(const conv_geom *g, const float *w, int64_t gi, int64_t k,
-                               int64_t r, const void *extra) {
-  const dx_taps *t = extra;
-  int64_t o = r / t->n;
-  return w[((gi * g->og + o) * g->cg + k) * g->kh * g->kw + t->tap[r % t->n]];
-}
-
 static void dx_plan_free(dx_plan *d) {
-  for (int i = 0; i < d->npass; i++) td_free((void *)d->p[i].wpk);
+  for (int i = 0; i < d->npass; i++)
+    td_free((void *)d->p[i].w);
   td_free(d->p);
   td_free(d->src);
 }
@@ -359,11 +493,15 @@ static td_status dx_plan_init(dx_plan *d, const conv_geom *g, const float *w) {
   d->ti = (g->kh - 1) * g->dh / g->sh, d->tj = (g->kw - 1) * g->dw / g->sw;
   d->hy = (hq > g->oh ? hq : g->oh) + d->ti;
   d->wy = (wq > g->ow ? wq : g->ow) + d->tj;
-  d->ps = round_up((d->hy + 1) * d->wy + TILE, 16);
+  /* The largest in-plane offset a phase reads is (hq + ti) rows down. */
+  d->ps = round_up((d->hy + 1) * d->wy + round_up(grid_positions(hq, d->wy), GRID_TILE), 16);
   d->p = td_calloc((size_t)(g->sh * g->sw), sizeof(pass), "conv2d passes");
   d->src = td_alloc(sizeof(int64_t) * (size_t)(g->og * khw + 1), "conv2d tap offsets");
   int64_t *tap = td_alloc(sizeof(int64_t) * (size_t)khw, "conv2d taps");
-  td_status st = d->p && d->src && tap ? TD_OK : TD_ERR_NO_MEMORY;
+  /* Where reduction row (o, t) of a phase finds its weight for dX channel k
+   * (input channel k of the group): w[o][k][tap t]. */
+  int64_t *roff = td_alloc(sizeof(int64_t) * (size_t)(g->og * khw + 1), "conv2d taps");
+  td_status st = d->p && d->src && tap && roff ? TD_OK : TD_ERR_NO_MEMORY;
   int64_t used = 0;
   for (int64_t a = 0; a < g->sh && !st; a++)
     for (int64_t b = 0; b < g->sw && !st; b++) {
@@ -374,26 +512,31 @@ static td_status dx_plan_init(dx_plan *d, const conv_geom *g, const float *w) {
       for (int64_t i = 0; i < g->kh; i++)
         for (int64_t j = 0; j < g->kw; j++)
           if ((i * g->dh) % g->sh == a && (j * g->dw) % g->sw == b) tap[nt++] = i * g->kw + j;
+      if (nt == 0) { /* its pixels are zeroed before the passes run */
+        d->zero = true;
+        continue;
+      }
       int64_t *src = d->src + used;
       for (int64_t o = 0; o < g->og; o++)
         for (int64_t t = 0; t < nt; t++) {
           int64_t i = tap[t] / g->kw, j = tap[t] % g->kw;
           src[o * nt + t] = o * d->ps + (rlo + d->ti - i * g->dh / g->sh) * d->wy +
                             (clo + d->tj - j * g->dw / g->sw);
+          roff[o * nt + t] = o * g->cg * khw + tap[t];
         }
       used += g->og * nt;
       /* dX pixel (R, C) of this phase: iy = R*sh + a - ph, ix = C*sw + b - pw. */
       pass *p = &d->p[d->npass];
-      *p = (pass){g->og * nt, src, NULL, g->cg, (g->cg + OB - 1) / OB, rhi - rlo, chi - clo,
-                  d->wy, g->hw, (rlo * g->sh + a - g->ph) * g->w + clo * g->sw + b - g->pw,
-                  g->sh * g->w, g->sw};
-      dx_taps taps = {tap, nt};
-      if (!(p->wpk = pack_weights(g, w, g->cg, p->kc, input_grad_weight, &taps)))
+      *p = make_pass(g->og * nt, src, g->cg, rhi - rlo, chi - clo, d->wy, g->hw,
+                     (rlo * g->sh + a - g->ph) * g->w + clo * g->sw + b - g->pw, g->sh * g->w,
+                     g->sw);
+      if (!(p->w = pack_weights(g, p, w, g->og * g->cg * khw, khw, roff)))
         st = TD_ERR_NO_MEMORY;
       else
         d->npass++;
     }
   td_free(tap);
+  td_free(roff);
   if (st) dx_plan_free(d);
   return st;
 }
@@ -403,15 +546,15 @@ typedef struct dx_job {
   const dx_plan *d;
   const float *dy;
   float *dx;
-  float *bufs; /* per thread: padded dY, then the grid */
-  int64_t bufsz, grid_ld;
+  float *bufs; /* per thread: padded dY, then the passes' scratch */
+  int64_t bufsz;
 } dx_job;
 
 static void dx_worker(void *arg, int t, int nt) {
   const dx_job *j = arg;
   const conv_geom *g = j->g;
   const dx_plan *d = j->d;
-  float *pad = j->bufs + t * j->bufsz, *grid = pad + g->og * d->ps;
+  float *pad = j->bufs + t * j->bufsz, *tmp = pad + g->og * d->ps;
   for (int64_t n = g->n * t / nt; n < g->n * (t + 1) / nt; n++)
     for (int64_t gi = 0; gi < g->groups; gi++) {
       for (int64_t o = 0; o < g->og; o++) {
@@ -420,7 +563,9 @@ static void dx_worker(void *arg, int t, int nt) {
           copy_row(pad + o * d->ps + (oy + d->ti) * d->wy + d->tj, src + oy * g->ow, 1, g->ow);
       }
       float *dxg = j->dx + (n * g->c + gi * g->cg) * g->hw;
-      for (int i = 0; i < d->npass; i++) run_pass(&d->p[i], gi, pad, grid, j->grid_ld, dxg, NULL);
+      if (d->zero) memset(dxg, 0, sizeof(float) * (size_t)(g->cg * g->hw));
+      for (int i = 0; i < d->npass; i++)
+        run_pass(&d->p[i], gi, pad, tmp, dxg, NULL);
     }
 }
 
@@ -433,11 +578,12 @@ td_status td_conv_direct_input_grad(const conv_geom *g, const float *w, const fl
   dx_plan d;
   td_status st = dx_plan_init(&d, g, w);
   if (st) return st;
-  dx_job j = {g, &d, dy, dx, NULL, 0, 0};
+  dx_job j = {g, &d, dy, dx, NULL, 0};
+  int64_t scratch = 0;
   for (int i = 0; i < d.npass; i++)
-    if (pass_positions(&d.p[i]) > j.grid_ld) j.grid_ld = pass_positions(&d.p[i]);
+    if (pass_scratch(&d.p[i]) > scratch) scratch = pass_scratch(&d.p[i]);
   int nt = thread_count(g->n);
-  j.bufsz = round_up(g->og * d.ps + round_up(g->cg, OB) * j.grid_ld, 16);
+  j.bufsz = round_up(g->og * d.ps + scratch, 16);
   j.bufs = td_calloc((size_t)(j.bufsz * nt), sizeof(float), "conv2d buffers");
   if (!j.bufs) {
     dx_plan_free(&d);
@@ -451,79 +597,82 @@ td_status td_conv_direct_input_grad(const conv_geom *g, const float *w, const fl
 
 /* ---- weight gradient ------------------------------------------------------ */
 
-static inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-/* acc[k][t] += sum over samples s of dot(dy_s row k, x_s from src[t]) over qv
- * grid positions, for 4 output channels k and nr <= 3 reduction rows t
- * (missing rows repeat the first and are not stored). Samples are ns prepared
- * inputs xstride apart, with dY grids dystride apart. */
-static void weight_tile(const float *x, int64_t xstride, const int64_t *src, int nr,
-                        const float *dy, int64_t dystride, int ns, int64_t qv, int64_t ld,
-                        float *acc, int64_t kc) {
-  __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
-  __m256 a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
-  for (int s = 0; s < ns; s++) {
-    const float *x0 = x + s * xstride + src[0], *x1 = x + s * xstride + src[nr > 1 ? 1 : 0];
-    const float *x2 = x + s * xstride + src[nr > 2 ? 2 : 0], *d0 = dy + s * dystride;
-    for (int64_t q = 0; q < qv; q += VEC) {
-      __m256 v0 = _mm256_loadu_ps(x0 + q), v1 = _mm256_loadu_ps(x1 + q);
-      __m256 v2 = _mm256_loadu_ps(x2 + q);
-      __m256 d = _mm256_loadu_ps(d0 + q);
-      a00 = _mm256_fmadd_ps(d, v0, a00), a01 = _mm256_fmadd_ps(d, v1, a01);
-      a02 = _mm256_fmadd_ps(d, v2, a02);
-      d = _mm256_loadu_ps(d0 + ld + q);
-      a10 = _mm256_fmadd_ps(d, v0, a10), a11 = _mm256_fmadd_ps(d, v1, a11);
-      a12 = _mm256_fmadd_ps(d, v2, a12);
-      d = _mm256_loadu_ps(d0 + 2 * ld + q);
-      a20 = _mm256_fmadd_ps(d, v0, a20), a21 = _mm256_fmadd_ps(d, v1, a21);
-      a22 = _mm256_fmadd_ps(d, v2, a22);
-      d = _mm256_loadu_ps(d0 + 3 * ld + q);
-      a30 = _mm256_fmadd_ps(d, v0, a30), a31 = _mm256_fmadd_ps(d, v1, a31);
-      a32 = _mm256_fmadd_ps(d, v2, a32);
-    }
-  }
-  __m256 sums[OB][WR] = {{a00, a01, a02}, {a10, a11, a12}, {a20, a21, a22}, {a30, a31, a32}};
-  for (int k = 0; k < OB; k++)
-    for (int t = 0; t < nr; t++) acc[k * kc + t] += hsum(sums[k][t]);
-}
-
+/* dW^T[r][o] = sum over samples and output positions of x[src[r] + pos] *
+ * dY[o][pos], vectorized over positions (dY on the padded grid, zero in the
+ * padding columns; 4 channels x 3 rows per tile, summed across lanes at the
+ * end) or over channels (dY as [position][channel]; 6 rows x 16 channels),
+ * whichever the same cost model prefers. */
 typedef struct weight_job {
   const conv_geom *g;
   const layout *l;
   const float *x, *dy;
-  float *bufs; /* per thread: WS prepared inputs, WS dY grids, then dW partial sums */
-  int64_t bufsz, xstride, dystride, grid_ld, accoff;
+  bool cv;
+  int ws;            /* samples per tile */
+  int64_t npad, kcp; /* channels rounded up (8 cv, 4 grid), rows rounded up to tiles */
+  int64_t qv;        /* grid: positions per dY row */
+  float *bufs;       /* per thread: ws prepared inputs, ws dY, then partial sums */
+  int64_t bufsz, xstride, dystride, accoff;
 } weight_job;
+
+static void cv_weight_tiles(const weight_job *j, const float *prep, const int64_t *src,
+                            const float *dyt, int ns, float *acc) {
+  const conv_geom *g = j->g;
+  int64_t nvec = j->npad / VEC, v = 0;
+  for (; v + 2 <= nvec; v += 2)
+    cv_weight_tile(2, prep, j->xstride, src, dyt + v * VEC, j->dystride, j->npad, ns, g->oh, g->ow,
+                   j->l->wq, acc + v * VEC, j->npad);
+  if (v < nvec)
+    cv_weight_tile(1, prep, j->xstride, src, dyt + v * VEC, j->dystride, j->npad, ns, g->oh, g->ow,
+                   j->l->wq, acc + v * VEC, j->npad);
+}
 
 static void weight_worker(void *arg, int t, int nt) {
   const weight_job *j = arg;
   const conv_geom *g = j->g;
   const layout *l = j->l;
-  float *prep = j->bufs + t * j->bufsz, *dyw = prep + WS * j->xstride, *acc = prep + j->accoff;
-  int64_t qv = round_up(g->oh * l->wq, VEC), nob = (g->og + OB - 1) / OB;
+  float *prep = j->bufs + t * j->bufsz, *dyb = prep + j->ws * j->xstride, *acc = prep + j->accoff;
   int64_t n1 = g->n * (t + 1) / nt;
-  for (int64_t n0 = g->n * t / nt; n0 < n1; n0 += WS) {
-    int ns = n1 - n0 < WS ? (int)(n1 - n0) : WS;
+  for (int64_t n0 = g->n * t / nt; n0 < n1; n0 += j->ws) {
+    int ns = n1 - n0 < j->ws ? (int)(n1 - n0) : j->ws;
     for (int64_t gi = 0; gi < g->groups; gi++) {
       for (int s = 0; s < ns; s++) {
         prep_input(g, l, j->x + ((n0 + s) * g->c + gi * g->cg) * g->hw, prep + s * j->xstride);
-        /* dY onto the grid; dropped columns and padded channels were zeroed
-         * once and stay zero, so they add nothing. */
-        for (int64_t o = 0; o < g->og; o++)
-          for (int64_t oy = 0; oy < g->oh; oy++)
-            copy_row(dyw + s * j->dystride + o * j->grid_ld + oy * l->wq,
-                     j->dy + ((n0 + s) * g->o + gi * g->og + o) * g->ohw + oy * g->ow, 1, g->ow);
+        /* Padding channels and columns were zeroed once and stay zero. */
+        float *d = dyb + s * j->dystride;
+        const float *src = j->dy + ((n0 + s) * g->o + gi * g->og) * g->ohw;
+        if (j->cv) {
+          int64_t ofull = g->og / VEC * VEC, qfull = g->ohw / VEC * VEC;
+          __m256 zero[VEC] = {_mm256_setzero_ps()};
+          for (int k = 1; k < VEC; k++)
+            zero[k] = zero[0];
+          for (int64_t o0 = 0; o0 < ofull; o0 += VEC)
+            for (int64_t q0 = 0; q0 < qfull; q0 += VEC)
+              transpose8(src + o0 * g->ohw + q0, g->ohw, d + q0 * j->npad + o0, j->npad, zero);
+          for (int64_t o = 0; o < g->og; o++)
+            for (int64_t q = o < ofull ? qfull : 0; q < g->ohw; q++)
+              d[q * j->npad + o] = src[o * g->ohw + q];
+        } else {
+          for (int64_t o = 0; o < g->og; o++)
+            for (int64_t oy = 0; oy < g->oh; oy++)
+              copy_row(d + o * j->qv + oy * l->wq, src + o * g->ohw + oy * g->ow, 1, g->ow);
+        }
       }
-      for (int64_t ob = 0; ob < nob; ob++)
-        for (int64_t r = 0; r < g->kc; r += WR)
-          weight_tile(prep, j->xstride, l->src + r, g->kc - r < WR ? (int)(g->kc - r) : WR,
-                      dyw + ob * OB * j->grid_ld, j->dystride, ns, qv, j->grid_ld,
-                      acc + (gi * nob + ob) * OB * g->kc + r, g->kc);
+      float *a = acc + gi * j->kcp * j->npad;
+      if (j->cv) {
+        for (int64_t r = 0; r < g->kc; r += CP) {
+          /* A last partial tile repeats row r into rows past kc: scratch. */
+          int64_t src[CP];
+          for (int k = 0; k < CP; k++)
+            src[k] = l->src[r + k < g->kc ? r + k : r];
+          cv_weight_tiles(j, prep, src, dyb, ns, a + r * j->npad);
+        }
+      } else {
+        for (int64_t ob = 0; ob < j->npad / GQ; ob++)
+          for (int64_t r = 0; r < g->kc; r += WR)
+            grid_weight_tile(prep, j->xstride, l->src + r, g->kc - r < WR ? (int)(g->kc - r) : WR,
+                             dyb + ob * GQ * j->qv, j->dystride, ns, j->qv, j->qv,
+                             a + ob * GQ * j->kcp + r, j->kcp);
+      }
     }
   }
 }
@@ -533,13 +682,23 @@ td_status td_conv_direct_weight_grad(const conv_geom *g, const float *x, const f
   layout l;
   td_status st = layout_init(&l, g);
   if (st) return st;
-  int64_t opad = round_up(g->og, OB);
-  weight_job j = {g, &l, x, dy, NULL, 0, 0, 0, 0, 0};
+  weight_job j = {g, &l, x, dy, false, 1, 0, 0, 0, NULL, 0, 0, 0, 0};
+  j.qv = grid_positions(g->oh, l.wq);
+  /* Same trade as a pass: the grid sums padding columns and sums lanes per
+   * tile; channel tiles transpose dY and pad rows to 6. */
+  int64_t grid = round_up(g->og, GQ) * round_up(g->kc, WR) * j.qv;
+  int64_t cv = round_up(g->og, VEC) * (round_up(g->kc, CP) + TRANSPOSE_COST) * g->ohw;
+  j.cv = cv < grid;
+  j.npad = round_up(g->og, j.cv ? VEC : GQ);
+  /* Partial sums: cv [groups][kcp][npad] (dW^T); grid [groups][npad][kcp] (dW). */
+  j.kcp = j.cv ? round_up(g->kc, CP) : g->kc;
   j.xstride = round_up(g->cg * l.cstride, 16);
-  j.grid_ld = round_up(g->oh * l.wq, VEC);
-  j.dystride = round_up(opad * j.grid_ld, 16);
-  j.accoff = WS * (j.xstride + j.dystride);
-  j.bufsz = j.accoff + round_up(g->groups * opad * g->kc, 16);
+  j.dystride = round_up(j.cv ? g->ohw * j.npad : j.npad * j.qv, 16);
+  int64_t per_sample = (j.xstride + j.dystride) * (int64_t)sizeof(float);
+  j.ws = per_sample * WS_MAX <= WS_BYTES ? WS_MAX : (int)(WS_BYTES / per_sample);
+  if (j.ws < 1) j.ws = 1;
+  j.accoff = j.ws * (j.xstride + j.dystride);
+  j.bufsz = j.accoff + round_up(g->groups * j.kcp * j.npad, 16);
   int nt = thread_count(g->n);
   j.bufs = td_calloc((size_t)(j.bufsz * nt), sizeof(float), "conv2d buffers");
   if (!j.bufs) {
@@ -550,8 +709,10 @@ td_status td_conv_direct_weight_grad(const conv_geom *g, const float *x, const f
   for (int64_t gi = 0; gi < g->groups; gi++)
     for (int64_t o = 0; o < g->og; o++)
       for (int64_t r = 0; r < g->kc; r++) {
+        int64_t at = gi * j.kcp * j.npad + (j.cv ? r * j.npad + o : o * j.kcp + r);
         float s = 0;
-        for (int t = 0; t < nt; t++) s += j.bufs[t * j.bufsz + j.accoff + (gi * opad + o) * g->kc + r];
+        for (int t = 0; t < nt; t++)
+          s += j.bufs[t * j.bufsz + j.accoff + at];
         dw[(gi * g->og + o) * g->kc + r] = s;
       }
   td_free(j.bufs);
@@ -566,6 +727,11 @@ bool td_conv_direct_supported(const conv_geom *g) {
   return false;
 }
 
+bool td_conv_direct_input_grad_supported(const conv_geom *g) {
+  (void)g;
+  return false;
+}
+
 static td_status not_built(void) {
   return td_error(TD_ERR_INTERNAL, "conv2d: direct kernels are not built for this target");
 }
@@ -573,11 +739,6 @@ static td_status not_built(void) {
 td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float *w,
                                  const float *bias, float *y) {
   return not_built();
-}
-
-bool td_conv_direct_input_grad_supported(const conv_geom *g) {
-  (void)g;
-  return false;
 }
 
 td_status td_conv_direct_input_grad(const conv_geom *g, const float *w, const float *dy,

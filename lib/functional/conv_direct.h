@@ -10,15 +10,15 @@
 
 /* Everything about one convolution's shapes, derived once from the inputs. */
 typedef struct conv_geom {
-  int64_t n, c, h, w;     /* input [N, C, H, W] */
-  int64_t o, kh, kw;      /* weight [O, C/groups, kh, kw] */
+  int64_t n, c, h, w; /* input [N, C, H, W] */
+  int64_t o, kh, kw;  /* weight [O, C/groups, kh, kw] */
   int64_t sh, sw, ph, pw, dh, dw;
   int64_t groups, cg, og; /* input and output channels per group */
   int64_t oh, ow;
-  int64_t hw, ohw;        /* plane sizes of input and output */
-  int64_t kc;             /* reduction length per output: cg * kh * kw */
-  bool unit;              /* 1x1, stride 1, no padding: the input is its own column matrix */
-  int64_t chunk;          /* im2col path: samples whose columns go to one sgemm */
+  int64_t hw, ohw; /* plane sizes of input and output */
+  int64_t kc;      /* reduction length per output: cg * kh * kw */
+  bool unit;       /* 1x1, stride 1, no padding: the input is its own column matrix */
+  int64_t chunk;   /* im2col path: samples whose columns go to one sgemm */
 } conv_geom;
 
 /* The range [lo, hi) of output positions whose tap lands inside [0, size):
@@ -45,8 +45,7 @@ td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float
 bool td_conv_direct_input_grad_supported(const conv_geom *g);
 
 /* dx [N, C, H, W] = the input gradient for output gradient dy. */
-td_status td_conv_direct_input_grad(const conv_geom *g, const float *w, const float *dy,
-                                    float *dx);
+td_status td_conv_direct_input_grad(const conv_geom *g, const float *w, const float *dy, float *dx);
 
 /* dw [O, C/groups, kh, kw] = the weight gradient for output gradient dy. */
 td_status td_conv_direct_weight_grad(const conv_geom *g, const float *x, const float *dy,

@@ -38,6 +38,39 @@ static bool gemm_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, gemm
 
 static CBLAS_TRANSPOSE op_of(bool trans) { return trans ? CblasTrans : CblasNoTrans; }
 
+/* OpenBLAS threads a product once m*n*k passes 2^18, and below about 2^21
+ * its threads cost more than they give (a linear layer's weight gradient
+ * over a batch of 32 ran twice as slow on 2 threads as on 1). Products in
+ * between are cut into column (or row) blocks under 2^18, which OpenBLAS
+ * runs on the calling thread. */
+enum { BLAS_SERIAL_MAX = 1 << 18, BLAS_THREADS_PAY = 1 << 21 };
+
+/* cblas_sgemm, row-major, alpha 1; every dimension fits in int. */
+static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  int64_t mnk = m * n * k, step = 0;
+  if (mnk > BLAS_SERIAL_MAX && mnk < BLAS_THREADS_PAY && openblas_get_num_threads() > 1) {
+    if (n >= m && m * k <= BLAS_SERIAL_MAX)
+      step = BLAS_SERIAL_MAX / (m * k);
+    else if (n * k <= BLAS_SERIAL_MAX)
+      step = -(BLAS_SERIAL_MAX / (n * k));
+  }
+  if (step > 0) { /* column blocks of C and B */
+    for (int64_t j = 0; j < n; j += step)
+      cblas_sgemm(CblasRowMajor, op_of(ta), op_of(tb), (int)m, (int)(n - j < step ? n - j : step),
+                  (int)k, 1.0f, a, (int)lda, tb ? b + j * ldb : b + j, (int)ldb, beta, c + j,
+                  (int)ldc);
+  } else if (step < 0) { /* row blocks of C and A */
+    for (int64_t i = 0; i < m; i -= step)
+      cblas_sgemm(CblasRowMajor, op_of(ta), op_of(tb), (int)(m - i < -step ? m - i : -step), (int)n,
+                  (int)k, 1.0f, ta ? a + i : a + i * lda, (int)lda, b, (int)ldb, beta, c + i * ldc,
+                  (int)ldc);
+  } else {
+    cblas_sgemm(CblasRowMajor, op_of(ta), op_of(tb), (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b,
+                (int)ldb, beta, c, (int)ldc);
+  }
+}
+
 /* Whether the batch dims of m continue its stored rows with the same row
  * stride, so batch x rows is one taller matrix (`rows` = stored rows). */
 static bool rows_fold(const gemm_mat *m, int64_t rows, int nb, const int64_t *bshape) {
@@ -58,7 +91,8 @@ static bool batch_broadcast(const gemm_mat *m, int nb, const int64_t *bshape) {
 
 static int64_t batch_count(int nb, const int64_t *bshape) {
   int64_t n = 1;
-  for (int d = 0; d < nb; d++) n *= bshape[d];
+  for (int d = 0; d < nb; d++)
+    n *= bshape[d];
   return n;
 }
 
@@ -75,7 +109,8 @@ static void gemm_batched(int nb, const int64_t *bshape, int64_t M, int64_t N, in
     if (beta == 0) {
       int64_t idx[TD_MAX_DIMS] = {0}, off = 0;
       for (int64_t i = 0; i < count; i++) {
-        for (int64_t r = 0; r < M; r++) memset(c->p + off + r * c->ld, 0, sizeof(float) * N);
+        for (int64_t r = 0; r < M; r++)
+          memset(c->p + off + r * c->ld, 0, sizeof(float) * N);
         for (int d = nb - 1; d >= 0; d--) {
           off += c->bstr[d];
           if (++idx[d] < bshape[d]) break;
@@ -88,20 +123,17 @@ static void gemm_batched(int nb, const int64_t *bshape, int64_t M, int64_t N, in
   }
   if (count > 1 && batch_broadcast(b, nb, bshape) && !a->trans && rows_fold(a, M, nb, bshape) &&
       rows_fold(c, M, nb, bshape) && M * count <= INT_MAX) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, op_of(b->trans), (int)(M * count), (int)N, (int)K,
-                1.0f, a->p, (int)a->ld, b->p, (int)b->ld, beta, c->p, (int)c->ld);
+    sgemm(false, b->trans, M * count, N, K, a->p, a->ld, b->p, b->ld, beta, c->p, c->ld);
     return;
   }
   if (count > 1 && batch_broadcast(c, nb, bshape) && a->trans && !b->trans &&
       rows_fold(a, K, nb, bshape) && rows_fold(b, K, nb, bshape) && K * count <= INT_MAX) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)M, (int)N, (int)(K * count), 1.0f,
-                a->p, (int)a->ld, b->p, (int)b->ld, beta, c->p, (int)c->ld);
+    sgemm(true, false, M, N, K * count, a->p, a->ld, b->p, b->ld, beta, c->p, c->ld);
     return;
   }
   int64_t idx[TD_MAX_DIMS] = {0}, oa = 0, ob = 0, oc = 0;
   for (int64_t i = 0; i < count; i++) {
-    cblas_sgemm(CblasRowMajor, op_of(a->trans), op_of(b->trans), (int)M, (int)N, (int)K, 1.0f,
-                a->p + oa, (int)a->ld, b->p + ob, (int)b->ld, beta, c->p + oc, (int)c->ld);
+    sgemm(a->trans, b->trans, M, N, K, a->p + oa, a->ld, b->p + ob, b->ld, beta, c->p + oc, c->ld);
     for (int d = nb - 1; d >= 0; d--) {
       oa += a->bstr[d], ob += b->bstr[d], oc += c->bstr[d];
       if (++idx[d] < bshape[d]) break;
@@ -149,15 +181,16 @@ static td_status result_operand(int ndim, const int64_t *shape, int nb, const in
   m->ld = shape[ndim - 1] > 1 ? shape[ndim - 1] : 1;
   batch_strides(t, nb, m->bstr);
   bool summed = false;
-  for (int d = 0; d < nb; d++) summed |= bshape[d] != 1 && m->bstr[d] == 0;
+  for (int d = 0; d < nb; d++)
+    summed |= bshape[d] != 1 && m->bstr[d] == 0;
   *beta = summed ? 1.0f : 0.0f;
   if (summed && t->numel) memset(m->p, 0, td_tensor_nbytes(t));
   *out = t;
   return TD_OK;
 }
 
-static td_status check_blas_dims(const char *op, const td_tensor *a, const td_tensor *b,
-                                 int64_t d0, int64_t d1, int64_t d2) {
+static td_status check_blas_dims(const char *op, const td_tensor *a, const td_tensor *b, int64_t d0,
+                                 int64_t d1, int64_t d2) {
   if (d0 > INT_MAX || d1 > INT_MAX || d2 > INT_MAX) {
     char sa[TD_SHAPE_STR_MAX], sb[TD_SHAPE_STR_MAX];
     return td_error(TD_ERR_INVALID_ARGUMENT,
@@ -212,8 +245,7 @@ static td_status matmul_forward(td_op_ctx *ctx, td_tensor **out) {
   gemm_mat ma = {0}, mb = {0}, mc = {0};
   td_tensor *ha = NULL, *hb = NULL, *y = NULL;
   float beta;
-  if (!(st = matrix_operand(a, nb, &ma, &ha)) &&
-      !(st = matrix_operand(b, nb, &mb, &hb)) &&
+  if (!(st = matrix_operand(a, nb, &ma, &ha)) && !(st = matrix_operand(b, nb, &mb, &hb)) &&
       !(st = result_operand(nb + 2, shape, nb, shape, &mc, &beta, &y)))
     gemm_batched(nb, shape, n, m, k, &ma, &mb, &mc, beta);
   td_tensor_release(ha);
@@ -305,10 +337,12 @@ static td_status linear_forward(td_op_ctx *ctx, td_tensor **out) {
                     (long long)x->shape[x->ndim - 1], (long long)in, td_tensor_shape_str(sx, x),
                     td_tensor_shape_str(sw, w));
   if (bias && (bias->ndim != 1 || bias->shape[0] != nout))
-    return td_error(TD_ERR_INVALID_ARGUMENT, "linear: bias %s does not match weight %s (want [%lld])",
+    return td_error(TD_ERR_INVALID_ARGUMENT,
+                    "linear: bias %s does not match weight %s (want [%lld])",
                     td_tensor_shape_str(sb, bias), td_tensor_shape_str(sw, w), (long long)nout);
   int64_t rows = 1;
-  for (int d = 0; d < x->ndim - 1; d++) rows *= x->shape[d];
+  for (int d = 0; d < x->ndim - 1; d++)
+    rows *= x->shape[d];
   if ((st = check_blas_dims("linear", x, w, rows, in, nout))) return st;
 
   int64_t shape[TD_MAX_DIMS];
@@ -316,19 +350,19 @@ static td_status linear_forward(td_op_ctx *ctx, td_tensor **out) {
   shape[x->ndim - 1] = nout;
   gemm_mat mx = {0}, mw = {0};
   td_tensor *hx = NULL, *hw = NULL, *hb = NULL, *y = NULL;
-  if ((st = rows_operand(x, &mx, &rows, &hx)) ||
-      (st = matrix_operand(w, 0, &mw, &hw)) ||
+  if ((st = rows_operand(x, &mx, &rows, &hx)) || (st = matrix_operand(w, 0, &mw, &hw)) ||
       (bias && (st = td_tensor_contiguous(bias, &hb))) ||
       (st = td_tensor_empty(TD_FLOAT32, x->ndim, shape, &y)))
     goto done;
   float *yp = td_tensor_f32(y);
   if (hb) /* y = bias, then y += x @ w^T (addmm's order) */
-    for (int64_t r = 0; r < rows; r++) memcpy(yp + r * nout, td_tensor_f32(hb), sizeof(float) * nout);
+    for (int64_t r = 0; r < rows; r++)
+      memcpy(yp + r * nout, td_tensor_f32(hb), sizeof(float) * nout);
   else if (in == 0)
     memset(yp, 0, td_tensor_nbytes(y));
   if (rows && nout && in)
-    cblas_sgemm(CblasRowMajor, op_of(mx.trans), op_of(!mw.trans), (int)rows, (int)nout, (int)in,
-                1.0f, mx.p, (int)mx.ld, mw.p, (int)mw.ld, hb ? 1.0f : 0.0f, yp, (int)nout);
+    sgemm(mx.trans, !mw.trans, rows, nout, in, mx.p, mx.ld, mw.p, mw.ld, hb ? 1.0f : 0.0f, yp,
+          nout);
 done:
   td_tensor_release(hx);
   td_tensor_release(hw);
@@ -354,18 +388,21 @@ static td_status column_sums(const gemm_mat *g, int64_t rows, int64_t cols, td_t
   if (!g->trans) {
     for (int64_t r = 0; r < rows; r++) {
       const float *row = g->p + r * g->ld;
-      for (int64_t j = 0; j < cols; j++) acc[j] += row[j];
+      for (int64_t j = 0; j < cols; j++)
+        acc[j] += row[j];
     }
   } else {
     for (int64_t j = 0; j < cols; j++) {
       const float *col = g->p + j * g->ld;
       double s = 0;
-      for (int64_t r = 0; r < rows; r++) s += col[r];
+      for (int64_t r = 0; r < rows; r++)
+        s += col[r];
       acc[j] = s;
     }
   }
   float *p = td_tensor_f32(t);
-  for (int64_t j = 0; j < cols; j++) p[j] = (float)acc[j];
+  for (int64_t j = 0; j < cols; j++)
+    p[j] = (float)acc[j];
   td_free(acc);
   *out = t;
   return TD_OK;
@@ -387,9 +424,8 @@ static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
         !(st = td_tensor_empty(TD_FLOAT32, x->ndim, x->shape, &gx[0]))) {
       zeros_if_empty(gx[0], nout);
       if (rows && in && nout)
-        cblas_sgemm(CblasRowMajor, op_of(mg.trans), op_of(mw.trans), (int)rows, (int)in,
-                    (int)nout, 1.0f, mg.p, (int)mg.ld, mw.p, (int)mw.ld, 0.0f,
-                    td_tensor_f32(gx[0]), (int)(in ? in : 1));
+        sgemm(mg.trans, mw.trans, rows, in, nout, mg.p, mg.ld, mw.p, mw.ld, 0.0f,
+              td_tensor_f32(gx[0]), in);
     }
   }
   if (!st && ctx->needs_input_grad[1]) { /* dW [out, in] = dY^T @ X */
@@ -398,9 +434,8 @@ static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
         !(st = td_tensor_empty(TD_FLOAT32, 2, w->shape, &gx[1]))) {
       zeros_if_empty(gx[1], rows);
       if (rows && in && nout)
-        cblas_sgemm(CblasRowMajor, op_of(!mg.trans), op_of(mx.trans), (int)nout, (int)in,
-                    (int)rows, 1.0f, mg.p, (int)mg.ld, mx.p, (int)mx.ld, 0.0f,
-                    td_tensor_f32(gx[1]), (int)(in ? in : 1));
+        sgemm(!mg.trans, mx.trans, nout, in, rows, mg.p, mg.ld, mx.p, mx.ld, 0.0f,
+              td_tensor_f32(gx[1]), in);
     }
   }
   if (!st && ctx->n_inputs > 2 && ctx->needs_input_grad[2])

@@ -34,8 +34,9 @@ static td_status pool_input(const td_op_ctx *ctx, pool_geom *g) {
   }
   if (x->shape[nd - 2] > INT_MAX || x->shape[nd - 1] > INT_MAX) {
     char s[TD_SHAPE_STR_MAX];
-    return td_error(TD_ERR_INVALID_ARGUMENT, "%s: spatial dims over 2^31 are not supported (input %s)",
-                    name, td_tensor_shape_str(s, x));
+    return td_error(TD_ERR_INVALID_ARGUMENT,
+                    "%s: spatial dims over 2^31 are not supported (input %s)", name,
+                    td_tensor_shape_str(s, x));
   }
   g->planes = nd == 4 ? x->shape[0] * x->shape[1] : x->shape[0];
   g->h = x->shape[nd - 2], g->w = x->shape[nd - 1];
@@ -102,8 +103,7 @@ static td_status max_pool2d_forward(td_op_ctx *ctx, td_tensor **out) {
                     td_tensor_shape_str(s, ctx->inputs[0]));
   }
   td_tensor *x = NULL, *y = NULL, *idx = NULL;
-  if ((st = td_tensor_contiguous(ctx->inputs[0], &x)) || (st = pool_output(x, &g, &y)))
-    goto done;
+  if ((st = td_tensor_contiguous(ctx->inputs[0], &x)) || (st = pool_output(x, &g, &y))) goto done;
   /* Argmax positions within the plane, kept for backward only when recording. */
   if (ctx->recording) {
     if ((st = td_tensor_empty(TD_INT32, y->ndim, y->shape, &idx)) || (st = td_op_save(ctx, idx)))
@@ -162,13 +162,15 @@ static td_status max_pool2d_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **
   const int32_t *ip = (const int32_t *)td_tensor_data(idx);
   float *dx = td_tensor_f32(gx[0]);
   for (int64_t p = 0; p < planes; p++)
-    for (int64_t o = 0; o < ohw; o++) dx[p * hw + ip[p * ohw + o]] += g[p * ohw + o];
+    for (int64_t o = 0; o < ohw; o++)
+      dx[p * hw + ip[p * ohw + o]] += g[p * ohw + o];
   td_tensor_release(dy);
   return TD_OK;
 }
 
-const td_op_def td_op_max_pool2d = {"max_pool2d", 1, sizeof(td_pool2d_params), TD_SAVE_NONE,
-                                    max_pool2d_forward, max_pool2d_backward};
+const td_op_def td_op_max_pool2d = {
+    "max_pool2d",       1, sizeof(td_pool2d_params), TD_SAVE_NONE, max_pool2d_forward,
+    max_pool2d_backward};
 
 /* ---- avg_pool2d ---------------------------------------------------------- */
 
@@ -196,7 +198,8 @@ static td_status avg_pool2d_forward(td_op_ctx *ctx, td_tensor **out) {
         window(ox, g.sw, g.pw, g.kw, g.w, &x0, &x1);
         float s = 0;
         for (int64_t iy = y0; iy < y1; iy++)
-          for (int64_t ix = x0; ix < x1; ix++) s += src[iy * g.w + ix];
+          for (int64_t ix = x0; ix < x1; ix++)
+            s += src[iy * g.w + ix];
         yp[(p * g.oh + oy) * g.ow + ox] = s / div;
       }
     }
@@ -232,7 +235,8 @@ static td_status avg_pool2d_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **
         window(ox, p->stride[1], p->padding[1], p->kernel[1], w, &x0, &x1);
         float v = g[(pl * oh + oy) * ow + ox] / div;
         for (int64_t iy = y0; iy < y1; iy++)
-          for (int64_t ix = x0; ix < x1; ix++) dst[iy * w + ix] += v;
+          for (int64_t ix = x0; ix < x1; ix++)
+            dst[iy * w + ix] += v;
       }
     }
   }
@@ -240,8 +244,9 @@ static td_status avg_pool2d_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **
   return TD_OK;
 }
 
-const td_op_def td_op_avg_pool2d = {"avg_pool2d", 1, sizeof(td_pool2d_params), TD_SAVE_NONE,
-                                    avg_pool2d_forward, avg_pool2d_backward};
+const td_op_def td_op_avg_pool2d = {
+    "avg_pool2d",       1, sizeof(td_pool2d_params), TD_SAVE_NONE, avg_pool2d_forward,
+    avg_pool2d_backward};
 
 static td_status pool2d(td_op op, const char *name, td_tensor *x, const td_pool2d_params *p,
                         td_tensor **out) {
@@ -274,17 +279,11 @@ static td_status adaptive_geometry(const td_op_ctx *ctx, pool_geom *g) {
   if (st) return st;
   if (p->output_size[0] < 1 || p->output_size[1] < 1)
     return td_error(TD_ERR_INVALID_ARGUMENT,
-                    "adaptive_avg_pool2d: output size must be >= 1, got (%d,%d)",
-                    p->output_size[0], p->output_size[1]);
-  g->oh = p->output_size[0], g->ow = p->output_size[1];
-  /* The bin arithmetic multiplies a position by the input extent. */
-  if (g->h > INT64_MAX / (g->oh + 1) || g->w > INT64_MAX / (g->ow + 1)) {
-    char s[TD_SHAPE_STR_MAX];
-    return td_error(TD_ERR_INVALID_ARGUMENT,
-                    "adaptive_avg_pool2d: input %s is too large for output size (%d,%d)",
-                    td_tensor_shape_str(s, ctx->inputs[0]), p->output_size[0],
+                    "adaptive_avg_pool2d: output size must be >= 1, got (%d,%d)", p->output_size[0],
                     p->output_size[1]);
-  }
+  /* pool_input bounds h and w by 2^31, so the bin arithmetic (a position
+   * times an extent) cannot overflow. */
+  g->oh = p->output_size[0], g->ow = p->output_size[1];
   return TD_OK;
 }
 
@@ -307,7 +306,8 @@ static td_status adaptive_avg_pool2d_forward(td_op_ctx *ctx, td_tensor **out) {
         int64_t x0 = bin_start(ox, g.w, g.ow), x1 = bin_end(ox, g.w, g.ow);
         float s = 0;
         for (int64_t iy = y0; iy < y1; iy++)
-          for (int64_t ix = x0; ix < x1; ix++) s += src[iy * g.w + ix];
+          for (int64_t ix = x0; ix < x1; ix++)
+            s += src[iy * g.w + ix];
         yp[(p * g.oh + oy) * g.ow + ox] = s / (float)((y1 - y0) * (x1 - x0));
       }
     }
@@ -339,7 +339,8 @@ static td_status adaptive_avg_pool2d_backward(td_op_ctx *ctx, td_tensor *gy, td_
         int64_t x0 = bin_start(ox, w, ow), x1 = bin_end(ox, w, ow);
         float v = g[(p * oh + oy) * ow + ox] / (float)((y1 - y0) * (x1 - x0));
         for (int64_t iy = y0; iy < y1; iy++)
-          for (int64_t ix = x0; ix < x1; ix++) dst[iy * w + ix] += v;
+          for (int64_t ix = x0; ix < x1; ix++)
+            dst[iy * w + ix] += v;
       }
     }
   }
@@ -347,9 +348,12 @@ static td_status adaptive_avg_pool2d_backward(td_op_ctx *ctx, td_tensor *gy, td_
   return TD_OK;
 }
 
-const td_op_def td_op_adaptive_avg_pool2d = {
-    "adaptive_avg_pool2d", 1, sizeof(td_adaptive_pool2d_params), TD_SAVE_NONE,
-    adaptive_avg_pool2d_forward, adaptive_avg_pool2d_backward};
+const td_op_def td_op_adaptive_avg_pool2d = {"adaptive_avg_pool2d",
+                                             1,
+                                             sizeof(td_adaptive_pool2d_params),
+                                             TD_SAVE_NONE,
+                                             adaptive_avg_pool2d_forward,
+                                             adaptive_avg_pool2d_backward};
 
 td_status td_adaptive_avg_pool2d(td_tensor *x, int out_h, int out_w, td_tensor **out) {
   td_adaptive_pool2d_params p = {{out_h, out_w}};

@@ -24,16 +24,17 @@
 typedef struct layer {
   const char *name; /* workload.layer */
   bool conv;
-  int64_t x[4];     /* input shape: [N, in] for linear, [N, C, H, W] for conv */
-  int64_t w[4];     /* weight: [out, in] / [O, C/g, kh, kw] */
+  int64_t x[4]; /* input shape: [N, in] for linear, [N, C, H, W] for conv */
+  int64_t w[4]; /* weight: [out, in] / [O, C/g, kh, kw] */
   bool bias;
-  bool x_grad;      /* false for a network's first layer */
+  bool x_grad; /* false for a network's first layer */
   int stride, padding;
 } layer;
 
-#define LIN(name, n, in, out, xg) {name, false, {n, in}, {out, in}, true, xg, 1, 0}
-#define CONV(name, n, c, h, o, k, s, p, b, xg) \
-  {name, true, {n, c, h, h}, {o, c, k, k}, b, xg, s, p}
+#define LIN(name, n, in, out, xg)                                                                  \
+  { name, false, {n, in}, {out, in}, true, xg, 1, 0 }
+#define CONV(name, n, c, h, o, k, s, p, b, xg)                                                     \
+  { name, true, {n, c, h, h}, {o, c, k, k}, b, xg, s, p }
 
 static const layer layers[] = {
     LIN("mlp.fc1", 128, 784, 256, false),
@@ -60,8 +61,10 @@ static const layer layers[] = {
 };
 enum { N_LAYERS = sizeof layers / sizeof layers[0] };
 
-/* Wall time, or with --cpu-time the process's CPU time: on a shared machine
- * that is steadier for one thread (time others take the core is not ours). */
+/* Wall time, or with --cpu-time the calling thread's CPU time: on a shared
+ * machine that is steadier, but it only sees work done on this thread, so it
+ * means something with one thread only (OpenBLAS's idle workers, which spin
+ * for a while after each call, are left out too). */
 static clockid_t clock_id = CLOCK_MONOTONIC;
 
 static double now_ms(void) {
@@ -128,8 +131,8 @@ static int layer_step(void *arg) {
   td_status st = td_gm_record(s->gm);
   if (!st) {
     if (s->l->conv) {
-      td_conv2d_params p = {{s->l->stride, s->l->stride}, {s->l->padding, s->l->padding},
-                            {1, 1}, 1};
+      td_conv2d_params p = {
+          {s->l->stride, s->l->stride}, {s->l->padding, s->l->padding}, {1, 1}, 1};
       st = td_conv2d(s->x, s->w, s->b, &p, &y);
     } else {
       st = td_linear(s->x, s->w, s->b, &y);
@@ -137,7 +140,8 @@ static int layer_step(void *arg) {
   }
   if (!st) st = td_gm_backward(s->gm, y, s->dy);
   td_tensor_release(y);
-  for (int i = 0; i < td_gm_num_attached(s->gm); i++) TD_RELEASE(td_gm_attached(s->gm, i)->grad);
+  for (int i = 0; i < td_gm_num_attached(s->gm); i++)
+    TD_RELEASE(td_gm_attached(s->gm, i)->grad);
   if (st) fprintf(stderr, "bench_ops: %s: %s\n", s->l->name, td_error_message());
   return st ? -1 : 0;
 }
@@ -178,8 +182,8 @@ static int bench_layer(const layer *l, int threads, double budget_ms) {
   double flop = layer_flop(l, y->shape);
   printf("{\"name\": \"%s\", \"op\": \"%s\", \"threads\": %d, \"n\": %d, \"median_ms\": %.5f, "
          "\"p10_ms\": %.5f, \"p90_ms\": %.5f, \"gflop\": %.6f, \"gflops\": %.3f}\n",
-         l->name, l->conv ? "conv2d" : "linear", threads, t.n, t.median, t.p10, t.p90,
-         flop / 1e9, flop / (t.median * 1e6));
+         l->name, l->conv ? "conv2d" : "linear", threads, t.n, t.median, t.p10, t.p90, flop / 1e9,
+         flop / (t.median * 1e6));
   fflush(stdout);
   rc = 0;
 done:
@@ -213,7 +217,8 @@ static int bench_peak(int threads, double budget_ms) {
   g.a = malloc(nn * sizeof(float)), g.b = malloc(nn * sizeof(float));
   g.c = malloc(nn * sizeof(float));
   if (!g.a || !g.b || !g.c) return -1;
-  for (size_t i = 0; i < nn; i++) g.a[i] = (float)(i % 7) * 0.1f, g.b[i] = (float)(i % 5) * 0.1f;
+  for (size_t i = 0; i < nn; i++)
+    g.a[i] = (float)(i % 7) * 0.1f, g.b[i] = (float)(i % 5) * 0.1f;
   timing t;
   int rc = time_steps(gemm_step, &g, budget_ms, &t);
   if (!rc) {
@@ -234,9 +239,11 @@ static void list_layers(void) {
     const layer *l = &layers[i];
     int xd = l->conv ? 4 : 2;
     printf("  {\"name\": \"%s\", \"op\": \"%s\", \"x\": [", l->name, l->conv ? "conv2d" : "linear");
-    for (int d = 0; d < xd; d++) printf(d ? ", %lld" : "%lld", (long long)l->x[d]);
+    for (int d = 0; d < xd; d++)
+      printf(d ? ", %lld" : "%lld", (long long)l->x[d]);
     printf("], \"w\": [");
-    for (int d = 0; d < xd; d++) printf(d ? ", %lld" : "%lld", (long long)l->w[d]);
+    for (int d = 0; d < xd; d++)
+      printf(d ? ", %lld" : "%lld", (long long)l->w[d]);
     printf("], \"bias\": %s, \"x_grad\": %s, \"stride\": %d, \"padding\": %d}%s\n",
            l->bias ? "true" : "false", l->x_grad ? "true" : "false", l->stride, l->padding,
            i + 1 < N_LAYERS ? "," : "");
@@ -257,7 +264,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--budget-ms") && i + 1 < argc) {
       budget_ms = atof(argv[++i]);
     } else if (!strcmp(argv[i], "--cpu-time")) {
-      clock_id = CLOCK_PROCESS_CPUTIME_ID;
+      clock_id = CLOCK_THREAD_CPUTIME_ID;
     } else if (!strcmp(argv[i], "--peak")) {
       peak = true;
     } else if (!strcmp(argv[i], "--list")) {

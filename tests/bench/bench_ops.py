@@ -7,9 +7,10 @@ usage: /usr/bin/python3 bench_ops.py --bin BUILD/tests/bench_ops [--threads 1 2]
 The layers (every distinct Linear/Conv2d shape of mlp, lenet, cnn_bn and
 resnet_tiny in /work/shared/anchors/torch_bench.py, with its batch size) come
 from `bench_ops --list`. For each thread count and layer, PyTorch and the C
-binary time the same step back to back: forward, backward with a fixed dy
-(dX only when the layer is not its network's first), grads dropped. Median of
-20-400 steps after a warm-up. Threads are pinned as torch_bench.py does:
+binary time the same step in alternating rounds: forward, backward with a
+fixed dy (dX only when the layer is not its network's first), grads dropped.
+Each round: warm-up, then the median of 20-400 steps; each side reports the
+median of its round medians. Threads are pinned as torch_bench.py does:
 torch.set_num_threads(n) with torch's OpenBLAS at 1 thread; traind uses
 OpenBLAS with n threads. The C binary also measures cblas_sgemm at n = 512,
 the peak that conv2d's GFLOP/s is compared with.
@@ -55,7 +56,7 @@ class ForeignLoad:
         self.foreign = max(0.0, (busy - own) / (wall * os.cpu_count()))
 
 
-CLOCK = time.perf_counter_ns  # or time.process_time_ns with --cpu-time
+CLOCK = time.perf_counter_ns  # or time.thread_time_ns with --cpu-time
 
 
 def time_steps(step, budget_s):
@@ -119,15 +120,19 @@ def main():
     ap.add_argument("--bin", required=True, help="the bench_ops executable")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--json", default="bench_ops.json")
-    ap.add_argument("--budget", type=float, default=1.5, help="seconds of timed steps per row")
+    ap.add_argument("--budget", type=float, default=1.5,
+                    help="seconds of timed steps per row and side, split over the rounds")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating torch/traind rounds per row; each side reports the "
+                         "median of its round medians")
     ap.add_argument("--layers", nargs="*", help="only layers whose name contains one of these")
     ap.add_argument("--cpu-time", action="store_true",
-                    help="time with process CPU time instead of wall time (steadier on a "
-                         "shared machine; meaningful for 1 thread only)")
+                    help="time with the calling thread's CPU time instead of wall time "
+                         "(steadier on a shared machine; meaningful for 1 thread only)")
     args = ap.parse_args()
     global CLOCK
     if args.cpu_time:
-        CLOCK = time.process_time_ns
+        CLOCK = time.thread_time_ns
     cflags = ["--cpu-time"] if args.cpu_time else []
 
     layers = json.loads(subprocess.run([args.bin, "--list"], check=True, capture_output=True,
@@ -138,29 +143,37 @@ def main():
     meta = {"torch": torch.__version__, "cpu_count": os.cpu_count(),
             "openblas_core": blas.openblas_get_corename().decode() if blas else None,
             "mkldnn": torch.backends.mkldnn.is_available(), "budget_s": args.budget,
-            "clock": "process cpu" if args.cpu_time else "wall",
+            "rounds": args.rounds,
+            "clock": "thread cpu" if args.cpu_time else "wall",
             "loadavg_start": open("/proc/loadavg").read().split()[:3]}
-    budget_ms = str(args.budget * 1000)
+    budget_ms = str(args.budget * 1000 / args.rounds)
     rows, peaks = [], {}
     for th in args.threads:
         torch.set_num_threads(th)
         if blas:
             blas.openblas_set_num_threads(1)  # as torch_bench.py pins it
-        peaks[th] = run_c(args.bin, ["--peak", "--threads", str(th), "--budget-ms", budget_ms]
-                          + cflags)[0]
+        peaks[th] = run_c(args.bin, ["--peak", "--threads", str(th), "--budget-ms",
+                                     str(args.budget * 1000)] + cflags)[0]
         for layer in layers:
-            with ForeignLoad() as fl_t:
-                tt = torch_layer(layer, args.budget)
-            with ForeignLoad() as fl_c:
-                ct = run_c(args.bin, ["--layer", layer["name"], "--threads", str(th),
-                                      "--budget-ms", budget_ms] + cflags)[0]
-            gflop = ct["gflop"]
+            # Alternate short rounds of each side: the machine's speed drifts
+            # (shared host), and a drift then hits both sides alike.
+            tts, cts, foreign = [], [], 0.0
+            for _ in range(args.rounds):
+                with ForeignLoad() as fl_t:
+                    tts.append(torch_layer(layer, args.budget / args.rounds))
+                with ForeignLoad() as fl_c:
+                    cts.append(run_c(args.bin, ["--layer", layer["name"], "--threads", str(th),
+                                                "--budget-ms", budget_ms] + cflags)[0])
+                foreign = max(foreign, fl_t.foreign, fl_c.foreign)
+            tt = {"median_ms": statistics.median(r["median_ms"] for r in tts), "rounds": tts}
+            ct = {"median_ms": statistics.median(r["median_ms"] for r in cts), "rounds": cts}
+            gflop = cts[0]["gflop"]
             row = {"layer": layer["name"], "op": layer["op"], "threads": th,
                    "traind": ct, "torch": tt,
                    "ratio": ct["median_ms"] / tt["median_ms"],
-                   "traind_gflops": ct["gflops"], "torch_gflops": gflop / (tt["median_ms"] * 1e-3),
-                   "peak_gflops": peaks[th]["gflops"],
-                   "foreign": round(max(fl_t.foreign, fl_c.foreign), 3)}
+                   "traind_gflops": gflop / (ct["median_ms"] * 1e-3),
+                   "torch_gflops": gflop / (tt["median_ms"] * 1e-3),
+                   "peak_gflops": peaks[th]["gflops"], "foreign": round(foreign, 3)}
             rows.append(row)
             print(f"  {row['layer']:30s} t={th} traind {ct['median_ms']:8.3f} ms  "
                   f"torch {tt['median_ms']:8.3f} ms  ratio {row['ratio']:.2f}",

@@ -1,20 +1,37 @@
 /* cases_linalg.c - op cases for matmul and linear. */
 #include "common/op_case.h"
 
-static td_status run_matmul(td_tensor **in, td_tensor **out) { return td_matmul(in[0], in[1], out); }
+static td_status run_matmul(td_tensor **in, td_tensor **out) {
+  return td_matmul(in[0], in[1], out);
+}
 static td_status run_linear(td_tensor **in, td_tensor **out) {
   return td_linear(in[0], in[1], in[2], out);
 }
 
-#define T(...) {.ndim = sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t), .shape = {__VA_ARGS__}, .grad = true}
+#define T(...)                                                                                     \
+  {                                                                                                \
+    .ndim = sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t), .shape = {__VA_ARGS__},            \
+    .grad = true                                                                                   \
+  }
 /* Same values, transposed storage: sgemm must take it through a transpose flag. */
-#define S(...) {.ndim = sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t), .shape = {__VA_ARGS__}, .grad = true, .strided = true}
-#define NONE {.ndim = -1}
+#define S(...)                                                                                     \
+  {                                                                                                \
+    .ndim = sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t), .shape = {__VA_ARGS__},            \
+    .grad = true, .strided = true                                                                  \
+  }
+#define NONE                                                                                       \
+  { .ndim = -1 }
 
-#define MATMUL(name_, a, b) \
-  {.name = name_, .op = "matmul", .params_json = "{}", .n_inputs = 2, .inputs = {a, b}, .run = run_matmul}
-#define LINEAR(name_, x, w, b) \
-  {.name = name_, .op = "linear", .params_json = "{}", .n_inputs = 3, .inputs = {x, w, b}, .run = run_linear}
+#define MATMUL(name_, a, b)                                                                        \
+  {                                                                                                \
+    .name = name_, .op = "matmul", .params_json = "{}", .n_inputs = 2, .inputs = {a, b},           \
+    .run = run_matmul                                                                              \
+  }
+#define LINEAR(name_, x, w, b)                                                                     \
+  {                                                                                                \
+    .name = name_, .op = "linear", .params_json = "{}", .n_inputs = 3, .inputs = {x, w, b},        \
+    .run = run_linear                                                                              \
+  }
 
 const op_case op_cases_linalg[] = {
     MATMUL("matmul_2d", T(3, 4), T(4, 5)),

@@ -1,0 +1,242 @@
+/* test_conv.c - conv2d: values on hand-checked inputs, gradients, and every error path. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "autodiff/grad_manager.h"
+#include "functional/conv.h"
+#include "tensor/random.h"
+
+static td_tensor *make(int ndim, const int64_t *shape, const float *values) {
+  td_tensor *t;
+  assert_int_equal(td_tensor_from_data(TD_FLOAT32, ndim, shape, values, &t), TD_OK);
+  return t;
+}
+
+static td_tensor *iota4(int64_t n, int64_t c, int64_t h, int64_t w, float start) {
+  int64_t shape[] = {n, c, h, w};
+  td_tensor *t;
+  assert_int_equal(td_tensor_empty(TD_FLOAT32, 4, shape, &t), TD_OK);
+  for (int64_t i = 0; i < t->numel; i++)
+    td_tensor_f32(t)[i] = start + (float)i;
+  return t;
+}
+
+static td_tensor *filled4(int64_t n, int64_t c, int64_t h, int64_t w, float v) {
+  int64_t shape[] = {n, c, h, w};
+  td_tensor *t;
+  assert_int_equal(td_tensor_full(TD_FLOAT32, 4, shape, v, &t), TD_OK);
+  return t;
+}
+
+static void assert_values(const td_tensor *t, const float *want, int64_t n) {
+  assert_int_equal(t->numel, n);
+  for (int64_t i = 0; i < n; i++)
+    assert_float_equal(td_tensor_f32(t)[i], want[i], 1e-4);
+}
+
+static void assert_error(td_status st, const char *a, const char *b) {
+  assert_int_equal(st, TD_ERR_INVALID_ARGUMENT);
+  const char *msg = td_error_message();
+  if (!strstr(msg, a) || (b && !strstr(msg, b)))
+    fail_msg("message '%s' lacks '%s' / '%s'", msg, a, b ? b : "");
+}
+
+static const td_conv2d_params plain = {{1, 1}, {0, 0}, {1, 1}, 1};
+
+static void test_conv_values(void **state) {
+  (void)state;
+  /* 3x3 image 1..9 with kernel [[1,0],[0,1]]: x[i][j] + x[i+1][j+1], + bias. */
+  td_tensor *x = iota4(1, 1, 3, 3, 1), *y;
+  int64_t sw[] = {1, 1, 2, 2}, sb[] = {1};
+  float w[] = {1, 0, 0, 1}, b[] = {0.5f};
+  td_tensor *tw = make(4, sw, w), *tb = make(1, sb, b);
+  assert_int_equal(td_conv2d(x, tw, tb, &plain, &y), TD_OK);
+  int64_t want_shape[] = {1, 1, 2, 2};
+  assert_true(td_shape_equal(y->ndim, y->shape, 4, want_shape));
+  float want[] = {6.5f, 8.5f, 12.5f, 14.5f};
+  assert_values(y, want, 4);
+  td_tensor_release(y);
+  /* Dilation 2 spreads the same kernel over the corners: 1 + 9. */
+  td_conv2d_params dil = {{1, 1}, {0, 0}, {2, 2}, 1};
+  assert_int_equal(td_conv2d(x, tw, NULL, &dil, &y), TD_OK);
+  float want_dil[] = {10};
+  assert_values(y, want_dil, 1);
+  td_tensor_release(y);
+  td_tensor_release(x), td_tensor_release(tw), td_tensor_release(tb);
+}
+
+static void test_conv_stride_padding(void **state) {
+  (void)state;
+  /* Ones, 3x3 kernel of ones, padding 1, stride 2: every output window
+   * covers a 2x2 corner of the image. */
+  td_tensor *x = filled4(1, 1, 3, 3, 1), *w = filled4(1, 1, 3, 3, 1), *y;
+  td_conv2d_params p = {{2, 2}, {1, 1}, {1, 1}, 1};
+  assert_int_equal(td_conv2d(x, w, NULL, &p, &y), TD_OK);
+  float want[] = {4, 4, 4, 4};
+  assert_values(y, want, 4);
+  td_tensor_release(y);
+  /* Non-square: kernel 1x3, stride (1,2), padding (0,1) on a 2x4 image of 1..8. */
+  td_tensor *x2 = iota4(1, 1, 2, 4, 1), *w2 = filled4(1, 1, 1, 3, 1);
+  td_conv2d_params q = {{1, 2}, {0, 1}, {1, 1}, 1};
+  assert_int_equal(td_conv2d(x2, w2, NULL, &q, &y), TD_OK);
+  int64_t want_shape[] = {1, 1, 2, 2};
+  assert_true(td_shape_equal(y->ndim, y->shape, 4, want_shape));
+  float want2[] = {3, 9, 11, 21};
+  assert_values(y, want2, 4);
+  td_tensor_release(y);
+  td_tensor_release(x), td_tensor_release(w), td_tensor_release(x2), td_tensor_release(w2);
+}
+
+static void test_conv_groups(void **state) {
+  (void)state;
+  /* Depthwise 1x1: each channel scaled by its own weight. */
+  td_tensor *x = iota4(1, 2, 2, 2, 1), *y;
+  int64_t sw[] = {2, 1, 1, 1};
+  float w[] = {2, -1};
+  td_tensor *tw = make(4, sw, w);
+  td_conv2d_params p = {{1, 1}, {0, 0}, {1, 1}, 2};
+  assert_int_equal(td_conv2d(x, tw, NULL, &p, &y), TD_OK);
+  float want[] = {2, 4, 6, 8, -5, -6, -7, -8};
+  assert_values(y, want, 8);
+  td_tensor_release(y), td_tensor_release(x), td_tensor_release(tw);
+}
+
+/* Many output channels and a batch: the same result on every thread count
+ * and against a direct sum (the threaded, tiled kernels against the definition). */
+static void test_conv_matches_definition(void **state) {
+  (void)state;
+  td_rng rng;
+  td_rng_seed(&rng, 7);
+  int64_t sx[] = {3, 5, 6, 7}, sw[] = {9, 5, 3, 3}, sb[] = {9};
+  td_tensor *x, *w, *b, *y;
+  assert_int_equal(td_tensor_rand_uniform(&rng, 4, sx, -1, 1, &x), TD_OK);
+  assert_int_equal(td_tensor_rand_uniform(&rng, 4, sw, -1, 1, &w), TD_OK);
+  assert_int_equal(td_tensor_rand_uniform(&rng, 1, sb, -1, 1, &b), TD_OK);
+  td_conv2d_params p = {{2, 1}, {1, 2}, {1, 2}, 1};
+  assert_int_equal(td_conv2d(x, w, b, &p, &y), TD_OK);
+  int64_t oh = (6 + 2 - 2 - 1) / 2 + 1, ow = (7 + 4 - 4 - 1) / 1 + 1;
+  assert_int_equal(y->shape[2], oh);
+  assert_int_equal(y->shape[3], ow);
+  const float *xp = td_tensor_f32(x), *wp = td_tensor_f32(w), *bp = td_tensor_f32(b);
+  for (int64_t n = 0; n < 3; n++)
+    for (int64_t o = 0; o < 9; o++)
+      for (int64_t i = 0; i < oh; i++)
+        for (int64_t j = 0; j < ow; j++) {
+          double s = bp[o];
+          for (int64_t c = 0; c < 5; c++)
+            for (int64_t ki = 0; ki < 3; ki++)
+              for (int64_t kj = 0; kj < 3; kj++) {
+                int64_t iy = i * 2 - 1 + ki, ix = j - 2 + kj * 2;
+                if (iy < 0 || iy >= 6 || ix < 0 || ix >= 7) continue;
+                s += (double)xp[((n * 5 + c) * 6 + iy) * 7 + ix] *
+                     wp[((o * 5 + c) * 3 + ki) * 3 + kj];
+              }
+          assert_float_equal(td_tensor_f32(y)[((n * 9 + o) * oh + i) * ow + j], s, 1e-4);
+        }
+  td_tensor_release(x), td_tensor_release(w), td_tensor_release(b), td_tensor_release(y);
+}
+
+static void test_conv_gradients(void **state) {
+  (void)state;
+  /* y = 2x (1x1 kernel), dy = ones: dW = sum x, dX = 2, db = count. */
+  int64_t sx[] = {1, 1, 2, 2}, sw[] = {1, 1, 1, 1}, sb[] = {1};
+  float x[] = {1, 2, 3, 4}, w[] = {2}, b[] = {0};
+  td_tensor *tx = make(4, sx, x), *tw = make(4, sw, w), *tb = make(1, sb, b), *y;
+  td_grad_manager *gm;
+  assert_int_equal(td_gm_create(&gm), TD_OK);
+  assert_int_equal(td_gm_attach(gm, tx), TD_OK);
+  assert_int_equal(td_gm_attach(gm, tw), TD_OK);
+  assert_int_equal(td_gm_attach(gm, tb), TD_OK);
+  assert_int_equal(td_gm_record(gm), TD_OK);
+  assert_int_equal(td_conv2d(tx, tw, tb, &plain, &y), TD_OK);
+  assert_int_equal(td_gm_backward(gm, y, NULL), TD_OK);
+  float gx[] = {2, 2, 2, 2}, gw[] = {10}, gb[] = {4};
+  assert_values(tx->grad, gx, 4);
+  assert_values(tw->grad, gw, 1);
+  assert_values(tb->grad, gb, 1);
+  td_tensor_release(y), td_gm_destroy(gm);
+  td_tensor_release(tx), td_tensor_release(tw), td_tensor_release(tb);
+}
+
+static void test_conv_errors(void **state) {
+  (void)state;
+  td_tensor *x = filled4(1, 3, 5, 5, 0), *w = filled4(4, 3, 3, 3, 0), *y = NULL;
+  td_conv2d_params p = plain;
+  /* dtypes */
+  int64_t s4[] = {1, 3, 5, 5}, s1[] = {4};
+  td_tensor *xi, *bi;
+  assert_int_equal(td_tensor_zeros(TD_INT64, 4, s4, &xi), TD_OK);
+  assert_int_equal(td_tensor_zeros(TD_INT64, 1, s1, &bi), TD_OK);
+  assert_error(td_conv2d(xi, w, NULL, &p, &y), "conv2d: expected float32 input", "int64");
+  assert_null(y);
+  assert_error(td_conv2d(x, xi, NULL, &p, &y), "conv2d: expected float32 weight", "int64");
+  assert_error(td_conv2d(x, w, bi, &p, &y), "conv2d: expected float32 bias", "int64");
+  /* ranks */
+  int64_t s3[] = {3, 5, 5};
+  td_tensor *x3;
+  assert_int_equal(td_tensor_zeros(TD_FLOAT32, 3, s3, &x3), TD_OK);
+  assert_error(td_conv2d(x3, w, NULL, &p, &y), "conv2d: expected a 4-d input", "[3,5,5]");
+  assert_error(td_conv2d(x, x3, NULL, &p, &y), "conv2d: expected a 4-d weight", "[3,5,5]");
+  /* params */
+  p.stride[1] = 0;
+  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d: stride (1,0)", "must be >= 1");
+  p = plain, p.dilation[0] = 0;
+  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d:", "dilation (0,1)");
+  p = plain, p.padding[0] = -1;
+  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d:", "padding (-1,0) >= 0");
+  p = plain, p.groups = 0;
+  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d: groups must be >= 1, got 0", NULL);
+  /* channels and groups */
+  p = plain, p.groups = 2;
+  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d: groups 2 must divide input channels 3",
+               "(input [1,3,5,5], weight [4,3,3,3])");
+  td_tensor *x4 = filled4(1, 4, 5, 5, 0), *w3 = filled4(3, 2, 3, 3, 0);
+  assert_error(td_conv2d(x4, w3, NULL, &p, &y), "conv2d: groups 2 must divide",
+               "output channels 3");
+  td_tensor *w44 = filled4(4, 4, 3, 3, 0);
+  p = plain;
+  assert_error(td_conv2d(x, w44, NULL, &p, &y), "conv2d: input has 3 channels, weight expects 4",
+               "(input [1,3,5,5], weight [4,4,3,3]");
+  int64_t s5[] = {5};
+  td_tensor *b5;
+  assert_int_equal(td_tensor_zeros(TD_FLOAT32, 1, s5, &b5), TD_OK);
+  assert_error(td_conv2d(x, w, b5, &p, &y), "conv2d: bias [5] does not match weight [4,3,3,3]",
+               "want [4]");
+  /* kernel larger than the padded input */
+  td_tensor *small = filled4(1, 3, 2, 2, 0);
+  assert_error(td_conv2d(small, w, NULL, &p, &y), "conv2d: kernel 3x3",
+               "larger than the padded input 2x2");
+  p.dilation[0] = p.dilation[1] = 3;
+  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d: kernel 3x3 (dilation 3x3)",
+               "padded input 5x5");
+  /* sizes past BLAS's int range, refused before anything is allocated */
+  p = plain;
+  int64_t one[] = {1, 1, 1, 1}, big[] = {1, 1, 65536, 65536};
+  float v = 1;
+  td_tensor *o = make(4, one, &v), *hx, *w1 = make(4, one, &v);
+  assert_int_equal(td_tensor_expand(o, 4, big, &hx), TD_OK);
+  assert_error(td_conv2d(hx, w1, NULL, &p, &y), "conv2d: input [1,1,65536,65536]",
+               "exceeds BLAS's int dimensions");
+  /* missing arguments */
+  assert_error(td_conv2d(NULL, w, NULL, &p, &y), "conv2d: input or weight is NULL", NULL);
+  assert_error(td_conv2d(x, w, NULL, NULL, &y), "conv2d: params are NULL", NULL);
+  td_tensor_release(x), td_tensor_release(w), td_tensor_release(xi), td_tensor_release(bi);
+  td_tensor_release(x3), td_tensor_release(x4), td_tensor_release(w3), td_tensor_release(w44);
+  td_tensor_release(b5), td_tensor_release(small), td_tensor_release(o), td_tensor_release(hx);
+  td_tensor_release(w1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_conv_values),    cmocka_unit_test(test_conv_stride_padding),
+      cmocka_unit_test(test_conv_groups),    cmocka_unit_test(test_conv_matches_definition),
+      cmocka_unit_test(test_conv_gradients), cmocka_unit_test(test_conv_errors),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
