@@ -9,7 +9,7 @@ resnet_tiny in /work/shared/anchors/torch_bench.py, with its batch size) come
 from `bench_ops --list`. For each thread count and layer, PyTorch and the C
 binary time the same step in alternating rounds: forward, backward with a
 fixed dy (dX only when the layer is not its network's first), grads dropped.
-Each round: warm-up, then the median of 20-400 steps; each side reports the
+Each round: warm-up, then the median of 20-2000 steps; each side reports the
 median of its round medians. Threads are pinned as torch_bench.py does:
 torch.set_num_threads(n) with torch's OpenBLAS at 1 thread; traind uses
 OpenBLAS with n threads. The C binary also measures cblas_sgemm at n = 512,
@@ -27,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-MIN_REPS, MAX_REPS = 20, 400
+MIN_REPS, MAX_REPS = 20, 2000
 
 
 class ForeignLoad:
