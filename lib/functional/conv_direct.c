@@ -175,20 +175,23 @@ static void run_pass(const pass *p, int64_t gi, const float *in, float *tmp, flo
   const float *w = p->w + gi * p->kc * p->npad;
   if (p->cv) {
     int64_t npos = p->rows * p->cols, nvec = p->npad / VEC;
-    for (int64_t k0 = 0; k0 < npos; k0 += CP) {
-      /* The last tile repeats the last position; its extra rows of tmp are
-       * never read. */
-      int64_t pos[CP];
-      for (int k = 0; k < CP; k++) {
-        int64_t q = k0 + k < npos ? k0 + k : npos - 1;
-        pos[k] = q / p->cols * p->wq + q % p->cols;
+    /* Channel pairs outside, so their weights (kc x 16) stay in L1 while
+     * every position passes. */
+    for (int64_t v = 0; v < nvec; v += 2)
+      for (int64_t k0 = 0; k0 < npos; k0 += CP) {
+        /* The last tile repeats the last position; its extra rows of tmp
+         * are never read. */
+        int64_t pos[CP];
+        for (int k = 0; k < CP; k++) {
+          int64_t q = k0 + k < npos ? k0 + k : npos - 1;
+          pos[k] = q / p->cols * p->wq + q % p->cols;
+        }
+        float *t = tmp + k0 * p->npad + v * VEC;
+        if (v + 2 <= nvec)
+          cv_tile_2(in, pos, p->src, p->kc, w + v * VEC, p->npad, t);
+        else
+          cv_tile_1(in, pos, p->src, p->kc, w + v * VEC, p->npad, t);
       }
-      float *t = tmp + k0 * p->npad;
-      int64_t v = 0;
-      for (; v + 2 <= nvec; v += 2)
-        cv_tile_2(in, pos, p->src, p->kc, w + v * VEC, p->npad, t + v * VEC);
-      if (v < nvec) cv_tile_1(in, pos, p->src, p->kc, w + v * VEC, p->npad, t + v * VEC);
-    }
     scatter_cv(p, tmp, out, bias);
     return;
   }
