@@ -175,20 +175,23 @@ static void run_pass(const pass *p, int64_t gi, const float *in, float *tmp, flo
   const float *w = p->w + gi * p->kc * p->npad;
   if (p->cv) {
     int64_t npos = p->rows * p->cols, nvec = p->npad / VEC;
-    for (int64_t k0 = 0; k0 < npos; k0 += CP) {
-      /* The last tile repeats the last position; its extra rows of tmp are
-       * never read. */
-      int64_t pos[CP];
-      for (int k = 0; k < CP; k++) {
-        int64_t q = k0 + k < npos ? k0 + k : npos - 1;
-        pos[k] = q / p->cols * p->wq + q % p->cols;
+    /* Channel pairs outside, so their weights (kc x 16) stay in L1 while
+     * every position passes. */
+    for (int64_t v = 0; v < nvec; v += 2)
+      for (int64_t k0 = 0; k0 < npos; k0 += CP) {
+        /* The last tile repeats the last position; its extra rows of tmp
+         * are never read. */
+        int64_t pos[CP];
+        for (int k = 0; k < CP; k++) {
+          int64_t q = k0 + k < npos ? k0 + k : npos - 1;
+          pos[k] = q / p->cols * p->wq + q % p->cols;
+        }
+        float *t = tmp + k0 * p->npad + v * VEC;
+        if (v + 2 <= nvec)
+          cv_tile_2(in, pos, p->src, p->kc, w + v * VEC, p->npad, t);
+        else
+          cv_tile_1(in, pos, p->src, p->kc, w + v * VEC, p->npad, t);
       }
-      float *t = tmp + k0 * p->npad;
-      int64_t v = 0;
-      for (; v + 2 <= nvec; v += 2)
-        cv_tile_2(in, pos, p->src, p->kc, w + v * VEC, p->npad, t + v * VEC);
-      if (v < nvec) cv_tile_1(in, pos, p->src, p->kc, w + v * VEC, p->npad, t + v * VEC);
-    }
     scatter_cv(p, tmp, out, bias);
     return;
   }
@@ -467,9 +470,9 @@ td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float
 
 /* dX in padded coordinates (Y, X) = (R*sh + a, C*sw + b) receives tap (i,j)
  * when (i*dh) % sh == a and (j*dw) % sw == b, from dY at (R - i*dh/sh,
- * C - j*dw/sw). dY is padded by ti = (kh-1)*dh/sh rows on top (tj columns on
- * the left) so those reads are at non-negative offsets, and by enough at the
- * bottom and right to cover every phase and a grid's reach. Each phase (a,b)
+ * C - j*dw/sw). dY is padded by ti rows on top (tj columns on the left) so
+ * those reads are at non-negative offsets, and by enough at the bottom and
+ * right to cover every phase and a grid's reach. Each phase (a,b)
  * is one pass; the pixels of a phase no tap lands on are zero. */
 typedef struct dx_plan {
   int64_t ti, tj, hy, wy, ps; /* dY padding, padded size, floats per plane */
@@ -486,13 +489,29 @@ static void dx_plan_free(dx_plan *d) {
   td_free(d->src);
 }
 
+/* Along one axis (kernel k, dilation d, stride s, padding p, input size,
+ * phase length nq, output size): the margin of zeros before dY so that every
+ * phase reads at offsets >= 0 (tap i reads i*d/s before the phase's first
+ * image pixel), and the extent of the padded dY. */
+static void dx_margin(int64_t k, int64_t d, int64_t s, int64_t p, int64_t size, int64_t nq,
+                      int64_t out, int64_t *margin, int64_t *extent) {
+  int64_t m = 0, end = out;
+  for (int64_t i = 0; i < k; i++) {
+    int64_t lo, hi;
+    conv_valid_range(i * d % s - p, s, size, nq, &lo, &hi);
+    if (lo >= hi) continue;
+    if (i * d / s - lo > m) m = i * d / s - lo;
+    if (hi > end) end = hi;
+  }
+  *margin = m, *extent = m + end;
+}
+
 static td_status dx_plan_init(dx_plan *d, const conv_geom *g, const float *w) {
   memset(d, 0, sizeof *d);
   int64_t khw = g->kh * g->kw;
   int64_t hq = (g->h + 2 * g->ph + g->sh - 1) / g->sh, wq = (g->w + 2 * g->pw + g->sw - 1) / g->sw;
-  d->ti = (g->kh - 1) * g->dh / g->sh, d->tj = (g->kw - 1) * g->dw / g->sw;
-  d->hy = (hq > g->oh ? hq : g->oh) + d->ti;
-  d->wy = (wq > g->ow ? wq : g->ow) + d->tj;
+  dx_margin(g->kh, g->dh, g->sh, g->ph, g->h, hq, g->oh, &d->ti, &d->hy);
+  dx_margin(g->kw, g->dw, g->sw, g->pw, g->w, wq, g->ow, &d->tj, &d->wy);
   /* The largest in-plane offset a phase reads is (hq + ti) rows down. */
   d->ps = round_up((d->hy + 1) * d->wy + round_up(grid_positions(hq, d->wy), GRID_TILE), 16);
   d->p = td_calloc((size_t)(g->sh * g->sw), sizeof(pass), "conv2d passes");

@@ -9,7 +9,7 @@ resnet_tiny in /work/shared/anchors/torch_bench.py, with its batch size) come
 from `bench_ops --list`. For each thread count and layer, PyTorch and the C
 binary time the same step in alternating rounds: forward, backward with a
 fixed dy (dX only when the layer is not its network's first), grads dropped.
-Each round: warm-up, then the median of 20-400 steps; each side reports the
+Each round: warm-up, then the median of 20-2000 steps; each side reports the
 median of its round medians. Threads are pinned as torch_bench.py does:
 torch.set_num_threads(n) with torch's OpenBLAS at 1 thread; traind uses
 OpenBLAS with n threads. The C binary also measures cblas_sgemm at n = 512,
@@ -27,7 +27,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-MIN_REPS, MAX_REPS = 20, 400
+MIN_REPS, MAX_REPS = 20, 2000
+FOREIGN_MAX, RETRIES = 0.05, 4
 
 
 class ForeignLoad:
@@ -156,17 +157,29 @@ def main():
                                      str(args.budget * 1000)] + cflags)[0]
         for layer in layers:
             # Alternate short rounds of each side: the machine's speed drifts
-            # (shared host), and a drift then hits both sides alike.
-            tts, cts, foreign = [], [], 0.0
-            for _ in range(args.rounds):
-                with ForeignLoad() as fl_t:
-                    tts.append(torch_layer(layer, args.budget / args.rounds))
-                with ForeignLoad() as fl_c:
-                    cts.append(run_c(args.bin, ["--layer", layer["name"], "--threads", str(th),
-                                                "--budget-ms", budget_ms] + cflags)[0])
-                foreign = max(foreign, fl_t.foreign, fl_c.foreign)
+            # (shared host), and a drift then hits both sides alike. A row
+            # measured while other processes took more than FOREIGN_MAX of the
+            # machine is measured again (as torch_bench.py does); the quietest
+            # attempt is kept.
+            best = None
+            for attempt in range(1, RETRIES + 1):
+                tts, cts, foreign = [], [], 0.0
+                for _ in range(args.rounds):
+                    with ForeignLoad() as fl_t:
+                        tts.append(torch_layer(layer, args.budget / args.rounds))
+                    with ForeignLoad() as fl_c:
+                        cts.append(run_c(args.bin, ["--layer", layer["name"], "--threads",
+                                                    str(th), "--budget-ms", budget_ms] + cflags)[0])
+                    foreign = max(foreign, fl_t.foreign, fl_c.foreign)
+                if best is None or foreign < best[2]:
+                    best = (tts, cts, foreign, attempt)
+                if foreign <= FOREIGN_MAX:
+                    break
+                time.sleep(10)
+            tts, cts, foreign, attempt = best
             tt = {"median_ms": statistics.median(r["median_ms"] for r in tts), "rounds": tts}
-            ct = {"median_ms": statistics.median(r["median_ms"] for r in cts), "rounds": cts}
+            ct = {"median_ms": statistics.median(r["median_ms"] for r in cts), "rounds": cts,
+                  "attempts": attempt}
             gflop = cts[0]["gflop"]
             row = {"layer": layer["name"], "op": layer["op"], "threads": th,
                    "traind": ct, "torch": tt,
