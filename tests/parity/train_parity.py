@@ -455,7 +455,8 @@ def main():
     print(f"train parity: {len(runs)} runs, {n_ties} of {n_steps} steps near-ties"
           + (f", more than {MAX_TIE_SHARE:.0%}: FAIL" if too_many else "")
           + f", {time.time() - t0:.0f} s")
-    print(f"{len(runs) - failures} passed, {failures} failed")
+    print(f"{len(runs) - failures} passed, {failures} failed"
+          + ("; too many near-tie steps" if too_many else ""))
     return 1 if failures or too_many or not runs else 0
 
 
