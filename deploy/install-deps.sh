@@ -12,8 +12,12 @@ packages=(
   build-essential cmake pkg-config
   # engine: BLAS, JSON for safetensors headers
   libopenblas-dev libjansson-dev
+  # daemon: gRPC C core, libuv, protobuf-c and the code generators
+  libgrpc-dev libuv1-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler protobuf-compiler-grpc
   # tests: unit tests, leak checks, the PyTorch oracle
   libcmocka-dev valgrind python3-numpy python3-torch
+  # integration tests: Python gRPC stubs under /usr/bin/python3
+  python3-grpcio python3-protobuf
 )
 
 missing=()
