@@ -3,7 +3,7 @@
 # the echo and to PyTorch's local step, measured here too), bulk transfer MB/s and
 # concurrent sessions. See bench_rpc.c.
 # usage: run_bench_rpc.sh BUILD_DIR [HOST:PORT]
-# Without HOST:PORT it starts BUILD_DIR/server/traind on a free loopback port (with a
+# Without HOST:PORT it starts BUILD_DIR/server/traind (or $TRAIND_DAEMON) on a free loopback port (with a
 # parameter limit that admits the 100 MB model) and stops it with SIGTERM afterwards.
 # Build with optimisation (RelWithDebInfo); a Debug or sanitizer build measures the wrong
 # thing.
@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ -z "$addr" ]; then
-  daemon="$build/server/traind"
+  daemon=${TRAIND_DAEMON:-$build/server/traind}
   [ -x "$daemon" ] || { echo "run_bench_rpc: $daemon not built" >&2; exit 1; }
   tmp=$(mktemp -d)
   "$daemon" --listen 127.0.0.1:0 --data-dir "$tmp/data" --max-parameters 30000000 \
