@@ -73,8 +73,7 @@ static bool start(rpc_call *call, const grpc_op *ops, size_t n, rpc_tag *tag) {
   if (err == GRPC_CALL_OK) return true;
   log_error("rpc: %s: grpc_call_start_batch failed (error %d)",
             call->method ? call->method->path : "?", (int)err);
-  /* Not ours to free here (maybe not the loop thread): post the release. */
-  rpc_server_post(call->server, &call->tag_release, true);
+  rpc_call_unref(call);
   return false;
 }
 
@@ -107,8 +106,7 @@ void rpc_call_finish(rpc_call *call, grpc_status_code status, const char *messag
   ops[n].data.send_status_from_server.status = status;
   ops[n++].data.send_status_from_server.status_details = &call->finish_details;
   if (!atomic_load(&call->cancelled)) start(call, ops, n, &call->tag_finish);
-  /* The handler's reference. */
-  rpc_server_post(call->server, &call->tag_release, true);
+  rpc_call_unref(call); /* the handler's reference */
 }
 
 void rpc_call_send(rpc_call *call, const ProtobufCMessage *message,
@@ -151,23 +149,25 @@ rpc_call *rpc_call_accept(rpc_server *s, rpc_slot *slot) {
     grpc_call_unref(slot->call);
     if (slot->payload) grpc_byte_buffer_destroy(slot->payload);
     slot->payload = NULL;
+    atomic_fetch_sub(&s->n_calls, 1); /* counted by the caller */
     return NULL;
   }
   call->server = s;
   call->method = slot->method;
   call->call = slot->call;
-  call->peer = grpc_call_get_peer(call->call);
+  /* Only debug lines name the peer: asking gRPC allocates. */
+  call->peer = log_enabled(LOG_DEBUG) ? grpc_call_get_peer(call->call) : NULL;
   call->tag_recv = (rpc_tag){TAG_RECV, call};
   call->tag_send = (rpc_tag){TAG_SEND, call};
   call->tag_finish = (rpc_tag){TAG_FINISH, call};
   call->tag_close = (rpc_tag){TAG_CLOSE, call};
-  call->tag_release = (rpc_tag){TAG_RELEASE, call};
   call->finish_details = grpc_empty_slice();
   atomic_init(&call->refs, 1); /* the handler's */
+  uv_mutex_lock(&s->calls_lock);
   call->next = s->calls;
   if (s->calls) s->calls->prev = call;
   s->calls = call;
-  atomic_fetch_add(&s->n_calls, 1);
+  uv_mutex_unlock(&s->calls_lock);
 
   /* Learn about cancellation as soon as it happens. */
   grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
@@ -211,8 +211,7 @@ static void stream_abort(rpc_call *call) {
   call->stream_over = true;
   if (call->method->on_abort) call->method->on_abort(call);
   /* The handler is done with it; nothing more will be sent. */
-  if (!atomic_exchange(&call->finished, true))
-    rpc_server_post(call->server, &call->tag_release, true);
+  if (!atomic_exchange(&call->finished, true)) rpc_call_unref(call);
 }
 
 static void on_recv(rpc_call *call, bool ok) {
@@ -251,9 +250,6 @@ static void on_recv(rpc_call *call, bool ok) {
 
 static void free_call(rpc_call *call) {
   rpc_server *s = call->server;
-  if (call->prev) call->prev->next = call->next;
-  else s->calls = call->next;
-  if (call->next) call->next->prev = call->prev;
   if (call->user && call->destroy_user) call->destroy_user(call->user);
   if (call->request) protobuf_c_message_free_unpacked(call->request, NULL);
   if (call->finish_buffer) grpc_byte_buffer_destroy(call->finish_buffer);
@@ -262,13 +258,20 @@ static void free_call(rpc_call *call) {
   grpc_slice_unref(call->finish_details);
   gpr_free(call->peer);
   grpc_call_unref(call->call);
+  rpc_server_call_ended(s, call);
   free(call);
-  atomic_fetch_sub(&s->n_calls, 1);
-  rpc_server_call_ended(s, NULL);
 }
 
+/* Any thread: the last reference frees the call where it drops. */
 void rpc_call_unref(rpc_call *call) {
   if (atomic_fetch_sub(&call->refs, 1) == 1) free_call(call);
+}
+
+bool rpc_call_event_needs_loop(const rpc_call *call, rpc_tag_kind kind) {
+  /* Streaming callbacks run on the loop; a client stream's close may call
+   * on_abort. The rest only flips a flag and drops a reference. */
+  return kind == TAG_RECV || kind == TAG_SEND ||
+         (kind == TAG_CLOSE && call->method && call->method->kind == RPC_CLIENT_STREAM);
 }
 
 void rpc_call_on_event(rpc_call *call, rpc_tag_kind kind, bool ok) {
@@ -291,7 +294,6 @@ void rpc_call_on_event(rpc_call *call, rpc_tag_kind kind, bool ok) {
     break;
   }
   case TAG_FINISH:
-  case TAG_RELEASE:
   default:
     break;
   }

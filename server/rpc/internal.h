@@ -15,7 +15,6 @@ typedef enum rpc_tag_kind {
   TAG_SEND,      /* SEND_MESSAGE done (server streaming) */
   TAG_FINISH,    /* status sent */
   TAG_CLOSE,     /* RECV_CLOSE_ON_SERVER: the call is over (cancelled or not) */
-  TAG_RELEASE,   /* not from gRPC: the handler let go of a call (posted by us) */
   TAG_SHUTDOWN,  /* grpc_server_shutdown_and_notify completed */
 } rpc_tag_kind;
 
@@ -50,7 +49,7 @@ struct rpc_call {
   bool initial_metadata_sent;
   bool stream_over; /* CLIENT_STREAM: on_end or on_abort has run */
   int close_cancelled;
-  rpc_tag tag_recv, tag_send, tag_finish, tag_close, tag_release;
+  rpc_tag tag_recv, tag_send, tag_finish, tag_close;
   grpc_byte_buffer *recv_buffer;
   grpc_byte_buffer *send_buffer;
   grpc_byte_buffer *finish_buffer;
@@ -81,8 +80,8 @@ struct rpc_server {
   int n_slots;
   atomic_int slots_armed;
 
-  /* Events from the completion-queue thread (and TAG_RELEASE posts), handed
-   * to the loop through `wakeup`. */
+  /* Events from the completion-queue thread for the loop, handed over
+   * through `wakeup`. */
   uv_mutex_t events_lock;
   rpc_event *events;
   int n_events, cap_events;
@@ -90,12 +89,13 @@ struct rpc_server {
   int cap_draining;
   uv_async_t wakeup;
 
-  rpc_call *calls; /* live calls */
+  uv_mutex_t calls_lock; /* the list: calls are accepted on the cq thread, freed on the loop */
+  rpc_call *calls;       /* live calls */
   atomic_int n_calls;
 
   /* Shutdown */
-  bool shutting_down;
-  bool grpc_shutdown_started;
+  atomic_bool shutting_down;
+  atomic_bool grpc_shutdown_started;
   bool shutdown_tag_seen;
   bool cq_shut;
   bool finished; /* queue drained and destroyed: `done` is due */
@@ -108,11 +108,15 @@ struct rpc_server {
 /* call.c */
 rpc_call *rpc_call_accept(rpc_server *server, rpc_slot *slot);
 void rpc_call_on_event(rpc_call *call, rpc_tag_kind kind, bool ok);
+/* Whether this event of the call must be handled on the loop. */
+bool rpc_call_event_needs_loop(const rpc_call *call, rpc_tag_kind kind);
 void rpc_call_unref(rpc_call *call);
 void rpc_call_cancel(rpc_call *call);
 
 /* server.c */
 void rpc_server_post(rpc_server *server, rpc_tag *tag, bool ok);
+/* Takes a call off the live list (any thread) and lets a shutdown in
+ * progress go on. */
 void rpc_server_call_ended(rpc_server *server, rpc_call *call);
 
 #endif

@@ -7,11 +7,18 @@
  * answers from there, without another hop through the loop).
  *
  * Threads:
- *   - one completion-queue thread blocks in grpc_completion_queue_next() and
- *     pushes every event onto a locked list, then uv_async_send()s the loop
- *     (sends coalesce, so the loop drains the whole list each time);
- *   - the libuv loop thread runs every handler callback (on_request,
- *     on_message, on_end, sent callbacks) and all bookkeeping;
+ *   - one completion-queue thread blocks in grpc_completion_queue_next().
+ *     A new unary or server-streaming call arrives with its request, and
+ *     the thread dispatches it at once: on_request runs there, so it must
+ *     not block or compute; it finds its session and queues the work. Every
+ *     other event goes onto a locked list and the thread uv_async_send()s
+ *     the loop (sends coalesce, so the loop drains the whole list each time).
+ *     Dispatching on the queue's thread saves a thread wake-up per call,
+ *     about a quarter of a small TrainStep's round trip (DESIGN.md has calls
+ *     go through the loop; this is the one departure, measured in
+ *     tests/bench/bench_rpc.c);
+ *   - the libuv loop thread runs the streaming callbacks (on_message,
+ *     on_end, on_abort, sent), timers, shutdown and all freeing;
  *   - rpc_call_finish / rpc_call_send may be called from any thread.
  *
  * Call kinds and their state machines:
@@ -45,7 +52,8 @@ typedef struct rpc_method {
   const char *path; /* "/traind.v1.Trainer/Forward" */
   rpc_kind kind;
   const ProtobufCMessageDescriptor *request;
-  /* UNARY, SERVER_STREAM: the decoded request (owned by the call). */
+  /* UNARY, SERVER_STREAM: the decoded request (owned by the call). Runs on
+   * the completion-queue thread: queue work, never block. */
   void (*on_request)(rpc_call *call, const ProtobufCMessage *request);
   /* CLIENT_STREAM: each decoded message in order (owned by the call until
    * the callback returns), then on_end when the client closes its side. */

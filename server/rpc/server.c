@@ -30,22 +30,50 @@ void rpc_server_post(rpc_server *s, rpc_tag *tag, bool ok) {
   uv_async_send(&s->wakeup);
 }
 
+static void arm_slot(rpc_slot *slot);
+static void maybe_finish_shutdown(rpc_server *s);
+static void on_slot_event(rpc_slot *slot, bool ok);
+
+/* What the completion-queue thread handles itself: a new unary or
+ * server-streaming call (its request came with it, and its handler only
+ * finds the session and queues the work, rpc.h), and the end of a batch
+ * that needs no callback. A hop through the loop would cost a thread
+ * wake-up each and buy nothing. Streaming callbacks and shutdown go to the
+ * loop. */
+static bool handle_here(const grpc_event *ev) {
+  const rpc_tag *tag = ev->tag;
+  if (tag->kind == TAG_SHUTDOWN) return false;
+  if (tag->kind == TAG_NEW_CALL) {
+    const rpc_slot *slot = tag->owner;
+    return ev->success && slot->method && slot->method->kind != RPC_CLIENT_STREAM;
+  }
+  return !rpc_call_event_needs_loop(tag->owner, tag->kind);
+}
+
 static void cq_thread_main(void *arg) {
   rpc_server *s = arg;
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-    if (ev.type == GRPC_OP_COMPLETE) rpc_server_post(s, ev.tag, ev.success != 0);
+    if (ev.type != GRPC_OP_COMPLETE) continue;
+    rpc_tag *tag = ev.tag;
+    if (!handle_here(&ev))
+      rpc_server_post(s, tag, ev.success != 0);
+    else if (tag->kind == TAG_NEW_CALL)
+      on_slot_event(tag->owner, true);
+    else
+      rpc_call_on_event(tag->owner, tag->kind, ev.success != 0);
   }
 }
 
-static void arm_slot(rpc_slot *slot);
-static void maybe_finish_shutdown(rpc_server *s);
-
+/* On the cq thread for dispatch_here's calls, on the loop otherwise. The
+ * call is counted before its slot stops counting, so shutdown never sees a
+ * moment with neither. */
 static void on_slot_event(rpc_slot *slot, bool ok) {
   rpc_server *s = slot->server;
+  if (ok) atomic_fetch_add(&s->n_calls, 1);
   atomic_fetch_sub(&s->slots_armed, 1);
-  if (!ok) {
+  if (!ok) { /* on the loop: the server is shutting down */
     /* The server is shutting down: the slot is not re-armed. */
     grpc_metadata_array_destroy(&slot->metadata);
     grpc_call_details_destroy(&slot->details);
@@ -54,11 +82,12 @@ static void on_slot_event(rpc_slot *slot, bool ok) {
     maybe_finish_shutdown(s);
     return;
   }
-  rpc_call *call = rpc_call_accept(s, slot); /* takes slot->call and payload */
-  grpc_metadata_array_destroy(&slot->metadata);
-  grpc_call_details_destroy(&slot->details);
-  if (!s->grpc_shutdown_started) arm_slot(slot);
-  (void)call;
+  /* Take what the slot received, re-arm it, then run the call. */
+  rpc_slot got = *slot;
+  if (!atomic_load(&s->grpc_shutdown_started)) arm_slot(slot);
+  rpc_call_accept(s, &got); /* takes got.call and got.payload */
+  grpc_metadata_array_destroy(&got.metadata);
+  grpc_call_details_destroy(&got.details);
 }
 
 static void on_wakeup(uv_async_t *handle) {
@@ -74,7 +103,11 @@ static void on_wakeup(uv_async_t *handle) {
     s->draining = batch;
     s->cap_draining = cap;
     uv_mutex_unlock(&s->events_lock);
-    if (n == 0) break;
+    if (n == 0) {
+      maybe_finish_shutdown(s); /* calls may have ended on other threads */
+      if (s->finished && s->done) s->done(s);
+      return;
+    }
     for (int i = 0; i < n; i++) {
       rpc_tag *tag = batch[i].tag;
       if (tag->kind == TAG_NEW_CALL)
@@ -135,6 +168,7 @@ int rpc_server_create(uv_loop_t *loop, const rpc_server_options *options,
   s->n_methods = n_methods;
   s->shutdown_tag = (rpc_tag){TAG_SHUTDOWN, s};
   uv_mutex_init(&s->events_lock);
+  uv_mutex_init(&s->calls_lock);
 
   int max_msg = options->max_message_size > 0x7fffffff ? 0x7fffffff
                                                          : (int)options->max_message_size;
@@ -201,6 +235,7 @@ fail:
   }
   grpc_completion_queue_destroy(s->cq);
   uv_mutex_destroy(&s->events_lock);
+  uv_mutex_destroy(&s->calls_lock);
   free(s->slots);
   free(s);
   return -1;
@@ -217,8 +252,19 @@ int rpc_server_start(rpc_server *s) {
 int rpc_server_calls_in_flight(const rpc_server *s) { return atomic_load(&s->n_calls); }
 
 void rpc_server_call_ended(rpc_server *s, rpc_call *call) {
-  (void)call;
-  maybe_finish_shutdown(s);
+  /* All under the lock, so that the loop, which checks the count under it
+   * before destroying the server, never sees zero while this thread has
+   * yet to touch `wakeup`. The shutdown's bookkeeping belongs to the loop:
+   * wake it to look. */
+  uv_mutex_lock(&s->calls_lock);
+  if (call->prev)
+    call->prev->next = call->next;
+  else
+    s->calls = call->next;
+  if (call->next) call->next->prev = call->prev;
+  atomic_fetch_sub(&s->n_calls, 1);
+  if (atomic_load(&s->shutting_down)) uv_async_send(&s->wakeup);
+  uv_mutex_unlock(&s->calls_lock);
 }
 
 /* Shutdown runs in two phases. Draining: gRPC still accepts calls (handlers
@@ -229,11 +275,13 @@ void rpc_server_call_ended(rpc_server *s, rpc_call *call) {
  * (TOOLCHAIN.md: shutting the queue with batches outstanding aborts). */
 static void start_grpc_shutdown(rpc_server *s) {
   if (s->grpc_shutdown_started) return;
-  s->grpc_shutdown_started = true;
+  atomic_store(&s->grpc_shutdown_started, true);
   uv_timer_stop(&s->grace_timer);
   grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
   grpc_server_cancel_all_calls(s->server);
+  uv_mutex_lock(&s->calls_lock);
   for (rpc_call *c = s->calls; c; c = c->next) atomic_store(&c->cancelled, true);
+  uv_mutex_unlock(&s->calls_lock);
 }
 
 static void on_grace_over(uv_timer_t *timer) {
@@ -244,14 +292,15 @@ static void on_grace_over(uv_timer_t *timer) {
 }
 
 static void maybe_finish_shutdown(rpc_server *s) {
-  if (!s->shutting_down) return;
+  if (!atomic_load(&s->shutting_down)) return;
   if (!s->grpc_shutdown_started) {
     if (atomic_load(&s->n_calls) == 0) start_grpc_shutdown(s);
     return;
   }
-  if (!s->shutdown_tag_seen || atomic_load(&s->n_calls) || atomic_load(&s->slots_armed) ||
-      s->cq_shut)
-    return;
+  uv_mutex_lock(&s->calls_lock);
+  bool calls_left = atomic_load(&s->n_calls) != 0;
+  uv_mutex_unlock(&s->calls_lock);
+  if (!s->shutdown_tag_seen || calls_left || atomic_load(&s->slots_armed) || s->cq_shut) return;
   s->cq_shut = true;
   grpc_server_destroy(s->server);
   s->server = NULL;
@@ -264,8 +313,8 @@ static void maybe_finish_shutdown(rpc_server *s) {
 }
 
 void rpc_server_shutdown(rpc_server *s, uint64_t grace_ms, void (*done)(rpc_server *)) {
-  if (s->shutting_down) return;
-  s->shutting_down = true;
+  if (atomic_load(&s->shutting_down)) return;
+  atomic_store(&s->shutting_down, true);
   s->done = done;
   if (grace_ms == 0 || atomic_load(&s->n_calls) == 0) {
     start_grpc_shutdown(s);
@@ -275,7 +324,7 @@ void rpc_server_shutdown(rpc_server *s, uint64_t grace_ms, void (*done)(rpc_serv
   maybe_finish_shutdown(s);
 }
 
-bool rpc_server_draining(const rpc_server *s) { return s->shutting_down; }
+bool rpc_server_draining(const rpc_server *s) { return atomic_load(&s->shutting_down); }
 
 /* The struct holds the two handles, so it is freed when libuv has closed
  * the second one. */
@@ -283,6 +332,7 @@ static void on_handle_closed(uv_handle_t *h) {
   rpc_server *s = h->data;
   if (--s->open_handles) return;
   uv_mutex_destroy(&s->events_lock);
+  uv_mutex_destroy(&s->calls_lock);
   free(s->events);
   free(s->draining);
   free(s->slots);

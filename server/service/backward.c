@@ -15,12 +15,20 @@ static void backward_work(rpc_call *call, session *s, const ProtobufCMessage *ms
   } else if (req->grad_output) {
     st = spec_tensor_from_proto(req->grad_output, "grad_output", &svc->limits, &dy);
     from = s->recorded_output;
+    if (!st && (dy->dtype != TD_FLOAT32 ||
+                !td_shape_equal(dy->ndim, dy->shape, from->ndim, from->shape))) {
+      char got[TD_SHAPE_STR_MAX], want[TD_SHAPE_STR_MAX];
+      st = td_error(TD_ERR_INVALID_ARGUMENT,
+                    "grad_output is %s %s; it must be float32 with the recorded output's shape %s",
+                    td_dtype_name(dy->dtype), td_tensor_shape_str(got, dy),
+                    td_tensor_shape_str(want, from));
+    }
   } else if (s->recorded_loss) {
     from = s->recorded_loss;
   } else if (s->recorded_output->numel == 1) {
     from = s->recorded_output;
   } else {
-    char shape[128];
+    char shape[TD_SHAPE_STR_MAX];
     td_tensor_shape_str(shape, s->recorded_output);
     st = td_error(TD_ERR_INVALID_ARGUMENT,
                   "grad_output is required: the recorded Forward computed no loss and its "

@@ -108,6 +108,7 @@ void session_clear_grads(session *s) {
     p->grad = NULL;
   }
   td_gm_release(s->gm);
+  td_gm_release(s->gm_next);
   td_tensor_release(s->recorded_output);
   td_tensor_release(s->recorded_loss);
   s->recorded_output = s->recorded_loss = NULL;

@@ -24,17 +24,12 @@ static td_status build_session(service *svc, const Traind__V1__CreateModelReques
                     strlen(req->name));
   td_module *model = NULL;
   spec_optimizer opt = {0};
-  td_grad_manager *gm = NULL;
   td_status st = spec_build_model(req->model, req->seed, &svc->limits, &model);
   if (!st && req->optimizer) st = spec_build_optimizer(req->optimizer, model, &opt);
-  if (!st) st = td_gm_create(&gm);
-  if (!st) st = td_module_attach(model, gm);
   session *s = NULL;
-  if (!st && session_create(svc->pool, req->name, model, opt.optimizer, opt.grad_clip_norm, gm,
-                            &s))
+  if (!st && session_create(svc->pool, req->name, model, opt.optimizer, opt.grad_clip_norm, &s))
     st = td_error(TD_ERR_NO_MEMORY, "out of memory creating the session");
   if (st) {
-    td_gm_destroy(gm);
     td_optimizer_destroy(opt.optimizer);
     td_module_destroy(model);
     return st;

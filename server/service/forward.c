@@ -34,18 +34,15 @@ td_status session_forward(session *s, td_tensor *input, td_tensor *target,
   bool snapped = s->model->training;
   td_status st = snapped ? model_snapshot_take(s->model, &snap) : TD_OK;
   if (st) return st;
-  if (grad) {
-    td_tensor_release(s->recorded_output);
-    td_tensor_release(s->recorded_loss);
-    s->recorded_output = s->recorded_loss = NULL;
-    st = td_gm_record(s->gm);
-  }
+  /* A new recording goes to the spare manager; the one awaiting Backward
+   * is replaced only once the new forward has succeeded. */
+  if (grad) st = td_gm_record(s->gm_next);
   td_tensor *y = NULL, *l = NULL;
   if (!st) st = td_module_forward(s->model, input, &y);
   if (!st && loss_spec) st = spec_compute_loss(loss_spec, y, target, &l);
   if (grad) {
-    td_gm_pause(s->gm);
-    if (st) td_gm_release(s->gm);
+    td_gm_pause(s->gm_next);
+    if (st) td_gm_release(s->gm_next);
   }
   if (st) {
     if (snapped) model_snapshot_restore(s->model, &snap);
@@ -53,6 +50,12 @@ td_status session_forward(session *s, td_tensor *input, td_tensor *target,
     td_tensor_release(l);
   } else {
     if (grad) {
+      td_grad_manager *old = s->gm;
+      td_gm_release(old);
+      s->gm = s->gm_next;
+      s->gm_next = old;
+      td_tensor_release(s->recorded_output);
+      td_tensor_release(s->recorded_loss);
       s->recorded_output = y;
       td_tensor_retain(y);
       s->recorded_loss = l;

@@ -19,6 +19,7 @@ static void free_session(session *s) {
   td_tensor_release(s->recorded_output);
   td_tensor_release(s->recorded_loss);
   td_gm_destroy(s->gm);
+  td_gm_destroy(s->gm_next);
   td_optimizer_destroy(s->optimizer);
   td_module_destroy(s->model);
   for (int i = 0; i < s->n_params; i++) free(s->params[i].name);
@@ -105,12 +106,21 @@ int session_pending(session *s) {
 }
 
 int session_create(pool *p, const char *name, td_module *model, td_optimizer *optimizer,
-                   double grad_clip_norm, td_grad_manager *gm, session **out) {
+                   double grad_clip_norm, session **out) {
   *out = NULL;
   session *s = calloc(1, sizeof *s);
   if (!s) return -1;
+  if (td_gm_create(&s->gm) || td_gm_create(&s->gm_next) || td_module_attach(model, s->gm) ||
+      td_module_attach(model, s->gm_next)) {
+    td_gm_destroy(s->gm);
+    td_gm_destroy(s->gm_next);
+    free(s);
+    return -1;
+  }
   td_tensor_map params;
   if (td_module_named_parameters(model, &params)) {
+    td_gm_destroy(s->gm);
+    td_gm_destroy(s->gm_next);
     free(s);
     return -1;
   }
@@ -135,7 +145,6 @@ int session_create(pool *p, const char *name, td_module *model, td_optimizer *op
   s->model = model;
   s->optimizer = optimizer;
   s->grad_clip_norm = grad_clip_norm;
-  s->gm = gm;
   s->pool = p;
   s->runner.run = run_next;
   uv_mutex_init(&s->lock);
@@ -146,6 +155,8 @@ int session_create(pool *p, const char *name, td_module *model, td_optimizer *op
 
 fail:
   td_tensor_map_free(&params);
+  td_gm_destroy(s->gm);
+  td_gm_destroy(s->gm_next);
   for (int i = 0; i < s->n_params; i++) free(s->params[i].name);
   free(s->params);
   free(s);

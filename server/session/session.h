@@ -65,7 +65,9 @@ typedef struct session {
   td_module *model;
   td_optimizer *optimizer; /* NULL: no optimizer */
   double grad_clip_norm;   /* 0: none */
-  td_grad_manager *gm;
+  td_grad_manager *gm;      /* holds the recording Backward will use */
+  td_grad_manager *gm_next; /* records the next Forward(grad=true): swapped with gm when
+                               it succeeds, so a failed one leaves gm's recording alone */
   td_tensor *recorded_output; /* Forward(grad=true)'s output, for Backward */
   td_tensor *recorded_loss;   /* its loss when one was asked for, else NULL */
 
@@ -79,9 +81,10 @@ typedef struct session {
   pool *pool;
 } session;
 
-/* Takes ownership of model, optimizer (may be NULL) and gm on success. */
+/* Takes ownership of model and optimizer (may be NULL) on success; creates
+ * the GradManagers with every parameter attached. */
 int session_create(pool *p, const char *name, td_module *model, td_optimizer *optimizer,
-                   double grad_clip_norm, td_grad_manager *gm, session **out);
+                   double grad_clip_norm, session **out);
 void session_retain(session *s);
 void session_release(session *s);
 
