@@ -270,10 +270,10 @@ class BadInputTest(SessionTestCase):
 
     def test_bad_shapes(self):
         cases = [
-            ((1 << 40, 1 << 40), b"", ("input",)),          # element count overflows int64
-            ((1 << 62, 4), b"", ("input",)),                # bytes overflow
+            ((1 << 40, 1 << 40), b"", ("input",)),       # element count overflows int64
+            ((1 << 32,) * 3, b"", ("input",)),
             ((-1, 64), b"", ("input", "-1")),
-            ((1,) * 9 + (64,), b"\0" * 256, ("input", "dims")),
+            ((1,) * 9 + (64,), b"\0" * 256, ("input", "dim")),
         ]
         for shape, data, contains in cases:
             with self.subTest(shape=shape):
