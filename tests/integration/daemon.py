@@ -28,10 +28,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))  # safetensors_np
 
 import grpc  # noqa: E402
 
-# grpcio's `grpc` is a regular package, so the generated grpc/health/v1 is
-# only found when its directory joins grpc's search path.
-grpc.__path__.append(os.path.join(STUBS, "grpc"))
-from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402,F401
+try:  # generated from inside proto/grpc, so that grpcio's `grpc` does not shadow it
+    from health.v1 import health_pb2, health_pb2_grpc  # noqa: E402,F401
+except ImportError:  # generated as grpc/health/v1: join grpcio's package path
+    grpc.__path__.append(os.path.join(STUBS, "grpc"))
+    from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402,F401
 from traind.v1 import trainer_pb2, trainer_pb2_grpc  # noqa: E402,F401
 
 BIN = os.environ.get("TRAIND_BIN", os.path.join(ROOT, "build", "server", "traind"))
@@ -183,6 +184,14 @@ class DaemonTestCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.daemon.stop()
+
+    def setUp(self):
+        self.addCleanup(self.assert_daemon_alive)
+
+    def assert_daemon_alive(self):
+        code = self.daemon.proc.poll()
+        if code is not None:
+            self.fail(f"traind died (exit status {code}) during this test\n{self.daemon.stderr()}")
 
     def assertRpcError(self, code, fn, *args, contains=(), **kwargs):
         """Calls fn; asserts it fails with `code` and a message holding every

@@ -21,6 +21,7 @@ class SessionTestCase(daemon.DaemonTestCase):
     """A trained mlp_small session (optimizer state included) and its snapshot."""
 
     def setUp(self):
+        super().setUp()
         self.rng = np.random.default_rng(51)
         self.sid = create(self.stub, specs.mlp_small(), specs.sgd(0.05, momentum=0.9),
                           seed=51).session_id

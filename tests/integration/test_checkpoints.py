@@ -21,6 +21,7 @@ def rel_err(a, b):
 
 class CheckpointTest(daemon.DaemonTestCase):
     def setUp(self):
+        super().setUp()
         self.rng = np.random.default_rng(41)
 
     def trained(self, model, shape, optimizer=None, steps=3, seed=41):

@@ -23,6 +23,7 @@ def softmax_ce(logits, y, reduction="mean"):
 
 class RpcTest(daemon.DaemonTestCase):
     def setUp(self):
+        super().setUp()
         self.rng = np.random.default_rng(1)
 
     def new(self, optimizer=None, name="", model=None, seed=7):

@@ -166,6 +166,7 @@ class InProcessTest(daemon.DaemonTestCase):
 
 class TrainEvalTest(daemon.DaemonTestCase):
     def setUp(self):
+        super().setUp()
         self.sid = create(self.stub, specs.cnn(), specs.sgd(0.1), seed=31).session_id
         self.x = np.random.default_rng(31).standard_normal((6, 3, 8, 8)).astype(np.float32)
 
