@@ -28,7 +28,8 @@
 #include "tensor/tensor.h"
 #include "traind/v1/trainer.pb-c.h"
 
-/* Server limits that apply to what a client may build or send. */
+/* Server limits that apply to what a client may build or send (<= 0, or a
+ * NULL limits pointer: no limit). */
 typedef struct spec_limits {
   int64_t max_parameters;      /* total parameter elements of one model */
   int64_t max_tensor_elements; /* elements of one tensor in a request */

@@ -1,0 +1,167 @@
+/* main.c - the traind daemon: flags, the libuv loop, signals, start and stop.
+ *
+ * The loop owns the process. Start: parse the configuration, create the
+ * compute pool and the session registry, bind the gRPC server, log the
+ * address. Run: the loop dispatches calls (rpc/), expires idle sessions on
+ * a timer and waits for SIGTERM/SIGINT. Stop: health turns NOT_SERVING and
+ * new work is refused while calls in flight finish (up to the grace
+ * period); then gRPC shuts down, the pool drains, every session is freed,
+ * and the process exits 0. */
+#include <errno.h>
+#include <grpc/grpc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "rpc/rpc.h"
+#include "service/service.h"
+#include "session/pool.h"
+#include "session/session.h"
+#include "util/config.h"
+#include "util/log.h"
+
+typedef struct daemon_state {
+  traind_config config;
+  uv_loop_t loop;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t expiry;
+  service svc;
+  bool stopping;
+} daemon_state;
+
+static void on_expired(session *s, void *ctx) {
+  const daemon_state *d = ctx;
+  log_info("session %s expired after %.0f s idle (name \"%s\")", s->id, d->config.idle_timeout,
+           s->name);
+  session_release(s);
+}
+
+static void on_expiry_timer(uv_timer_t *timer) {
+  daemon_state *d = timer->data;
+  int64_t cutoff = session_now_ms() - (int64_t)(d->config.idle_timeout * 1000);
+  registry_expire(d->svc.sessions, cutoff, on_expired, d);
+}
+
+static void on_closed(uv_handle_t *h) { (void)h; }
+
+
+static void on_drained(rpc_server *server);
+
+static void on_signal(uv_signal_t *sig, int signum) {
+  daemon_state *d = sig->data;
+  if (d->stopping) {
+    log_info("%s again: already draining", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    return;
+  }
+  d->stopping = true;
+  log_info("%s: draining (health NOT_SERVING, new work refused, %d call%s in flight, grace %.0f s)",
+           signum == SIGINT ? "SIGINT" : "SIGTERM", rpc_server_calls_in_flight(d->svc.rpc),
+           rpc_server_calls_in_flight(d->svc.rpc) == 1 ? "" : "s", d->config.grace_period);
+  uv_timer_stop(&d->expiry);
+  rpc_server_shutdown(d->svc.rpc, (uint64_t)(d->config.grace_period * 1000), on_drained);
+}
+
+static daemon_state *the_daemon;
+
+static void on_drained(rpc_server *server) {
+  daemon_state *d = the_daemon;
+  rpc_server_destroy(server);
+  d->svc.rpc = NULL;
+  uv_close((uv_handle_t *)&d->sigterm, on_closed);
+  uv_close((uv_handle_t *)&d->sigint, on_closed);
+  uv_close((uv_handle_t *)&d->expiry, on_closed);
+}
+
+/* "HOST:PORT" with the bound port in place of the asked one (port 0). */
+static void format_address(const char *listen, int port, char *out, size_t size) {
+  const char *colon = strrchr(listen, ':');
+  int host_len = colon ? (int)(colon - listen) : (int)strlen(listen);
+  snprintf(out, size, "%.*s:%d", host_len, listen, port);
+}
+
+static int make_data_dir(const char *dir) {
+  if (mkdir(dir, 0750) == 0 || errno == EEXIST) {
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    log_error("--data-dir %s exists and is not a directory", dir);
+    return -1;
+  }
+  log_error("cannot create --data-dir %s: %s", dir, strerror(errno));
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  static daemon_state d;
+  the_daemon = &d;
+  switch (config_parse(&d.config, argc, argv)) {
+  case CONFIG_HELP: return 0;
+  case CONFIG_ERROR: return 2;
+  case CONFIG_OK: break;
+  }
+  log_set_level(d.config.log_level);
+  signal(SIGPIPE, SIG_IGN);
+  if (make_data_dir(d.config.data_dir)) return 1;
+
+  grpc_init();
+  uv_loop_init(&d.loop);
+  d.svc.config = &d.config;
+  d.svc.limits.max_parameters = d.config.max_parameters;
+  d.svc.limits.max_tensor_elements = d.config.max_tensor_elements;
+  int rc = 1;
+  if (pool_create(d.config.workers, d.config.blas_threads, &d.svc.pool) ||
+      registry_create(d.config.max_sessions, &d.svc.sessions)) {
+    log_error("out of memory at start");
+    goto out;
+  }
+  rpc_server_options opts = {.listen = d.config.listen,
+                             .max_message_size = d.config.max_message_size,
+                             .user = &d.svc};
+  int port = 0;
+  if (rpc_server_create(&d.loop, &opts, service_methods, service_n_methods, &d.svc.rpc, &port))
+    goto out;
+  if (rpc_server_start(d.svc.rpc)) {
+    log_error("cannot start the completion-queue thread");
+    goto out;
+  }
+
+  uv_signal_init(&d.loop, &d.sigterm);
+  uv_signal_init(&d.loop, &d.sigint);
+  d.sigterm.data = d.sigint.data = &d;
+  uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&d.sigint, on_signal, SIGINT);
+  uv_timer_init(&d.loop, &d.expiry);
+  d.expiry.data = &d;
+  if (d.config.idle_timeout > 0) {
+    /* Check often enough that a session outlives its timeout by at most a
+     * quarter of it (and at most 30 s). */
+    double every = d.config.idle_timeout / 4 < 30 ? d.config.idle_timeout / 4 : 30;
+    uint64_t ms = every < 0.05 ? 50 : (uint64_t)(every * 1000);
+    uv_timer_start(&d.expiry, on_expiry_timer, ms, ms);
+  }
+
+  char address[300];
+  format_address(d.config.listen, port, address, sizeof address);
+  log_info("traind started: %d workers, max %d sessions, max message %lld bytes, data dir %s",
+           d.config.workers, d.config.max_sessions, (long long)d.config.max_message_size,
+           d.config.data_dir);
+  log_info("listening on %s", address);
+
+  uv_run(&d.loop, UV_RUN_DEFAULT);
+  rc = 0;
+  log_info("stopped: %d session%s closed", registry_count(d.svc.sessions),
+           registry_count(d.svc.sessions) == 1 ? "" : "s");
+
+out:
+  if (rc && d.svc.rpc) { /* failed before it started serving */
+    rpc_server_destroy(d.svc.rpc);
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+  }
+  pool_destroy(d.svc.pool);
+  registry_destroy(d.svc.sessions);
+  uv_loop_close(&d.loop);
+  grpc_shutdown();
+  return rc;
+}

@@ -1,0 +1,123 @@
+/* session.h - a training session, its serial queue, and the registry.
+ *
+ * A session is one model with its optimizer and GradManager. Its requests
+ * run one at a time, in arrival order, on the compute pool (session_submit);
+ * different sessions run in parallel. Engine state (model, optimizer,
+ * gm, recorded tensors) is touched only by the session's own jobs, so it
+ * needs no lock. What other threads read (GetSession, ListSessions, idle
+ * expiry) is the `summary`, which jobs update under `lock` when they end.
+ *
+ * Lifetime: sessions are refcounted. The registry holds one reference while
+ * the session is open; every lookup and every queued job holds another. A
+ * closed or expired session leaves the registry at once (later lookups get
+ * NOT_FOUND), jobs already queued still run, and the last reference frees it.
+ */
+#ifndef TRAIND_SESSION_SESSION_H
+#define TRAIND_SESSION_SESSION_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "autodiff/grad_manager.h"
+#include "module/module.h"
+#include "optimizer/optimizer.h"
+#include "session/pool.h"
+
+#define SESSION_ID_LEN 32 /* hex characters: 128 random bits */
+#define SESSION_NAME_MAX 256
+
+typedef struct session_param {
+  char *name; /* owned */
+  int ndim;
+  int64_t shape[TD_MAX_DIMS];
+  td_dtype dtype;
+} session_param;
+
+/* What anyone may read without queueing behind the session's work. */
+typedef struct session_summary {
+  int64_t step;
+  double lr;
+  bool training;
+  bool recorded;
+  bool has_grad;
+  int64_t last_used_ms;
+} session_summary;
+
+typedef struct session_job session_job;
+struct session_job {
+  void (*run)(session_job *job); /* on a worker, alone in its session */
+  session_job *next;
+};
+
+typedef struct session {
+  atomic_int refs;
+  char id[SESSION_ID_LEN + 1];
+  char name[SESSION_NAME_MAX + 1];
+  int64_t created_ms;
+  int64_t num_parameters;
+  session_param *params; /* state-dict order; fixed for the session's life */
+  int n_params;
+  const char *optimizer_name; /* static string, "" without an optimizer */
+
+  /* Engine state: only the session's jobs touch these. */
+  td_module *model;
+  td_optimizer *optimizer; /* NULL: no optimizer */
+  double grad_clip_norm;   /* 0: none */
+  td_grad_manager *gm;
+  td_tensor *recorded_output; /* Forward(grad=true)'s output, for Backward */
+  td_tensor *recorded_loss;   /* its loss when one was asked for, else NULL */
+
+  /* The serial queue and the summary. */
+  uv_mutex_t lock;
+  session_job *head, *tail;
+  bool scheduled; /* a runner is queued on (or running on) the pool */
+  int pending;    /* jobs queued or running */
+  session_summary summary;
+  pool_job runner;
+  pool *pool;
+} session;
+
+/* Takes ownership of model, optimizer (may be NULL) and gm on success. */
+int session_create(pool *p, const char *name, td_module *model, td_optimizer *optimizer,
+                   double grad_clip_norm, td_grad_manager *gm, session **out);
+void session_retain(session *s);
+void session_release(session *s);
+
+/* Queues job behind the session's earlier ones; it holds a reference to
+ * the session until it has run (taken here, dropped after job->run). */
+void session_submit(session *s, session_job *job);
+
+/* Refreshes the summary from the engine state. Called by jobs (on the
+ * session's worker) after they change something. */
+void session_update_summary(session *s);
+session_summary session_get_summary(session *s);
+/* Number of jobs queued or running. */
+int session_pending(session *s);
+
+int64_t session_now_ms(void);
+
+/* ---- the registry ------------------------------------------------------------ */
+
+typedef struct registry registry;
+
+int registry_create(int max_sessions, registry **out);
+/* Releases every session. */
+void registry_destroy(registry *r);
+/* Gives s a fresh random id and adds it; -1 if max_sessions are open (the
+ * caller reports RESOURCE_EXHAUSTED). The registry takes one reference. */
+int registry_add(registry *r, session *s);
+/* A new reference to the open session with this id, or NULL. */
+session *registry_get(registry *r, const char *id);
+/* Removes it (the registry's reference goes to the caller); NULL if absent. */
+session *registry_remove(registry *r, const char *id);
+/* New references to every open session, oldest first: *out is malloc'd. */
+int registry_list(registry *r, session ***out, int *n);
+int registry_count(registry *r);
+/* Removes sessions idle (nothing pending) since before cutoff_ms; calls
+ * expired(s) for each, which takes the registry's reference. */
+void registry_expire(registry *r, int64_t cutoff_ms, void (*expired)(session *s, void *ctx),
+                     void *ctx);
+
+#endif

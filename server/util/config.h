@@ -1,0 +1,38 @@
+/* config.h - the daemon's settings from flags and environment variables.
+ *
+ * Every flag has an environment variable (--listen / TRAIND_LISTEN, ...); a
+ * flag given on the command line wins over the variable, which wins over the
+ * default. `traind --help` prints the table in config.c.
+ */
+#ifndef TRAIND_UTIL_CONFIG_H
+#define TRAIND_UTIL_CONFIG_H
+
+#include <stdint.h>
+
+#include "util/log.h"
+
+typedef struct traind_config {
+  char listen[256];            /* HOST:PORT; port 0 picks a free one */
+  char data_dir[1024];         /* checkpoints and durable state */
+  int workers;                 /* compute threads: sessions run in parallel on them */
+  int blas_threads;            /* OpenBLAS threads per product */
+  int64_t max_message_size;    /* bytes, both directions */
+  int max_sessions;
+  int64_t max_parameters;      /* parameter elements per model */
+  int64_t max_tensor_elements; /* elements per tensor in a request */
+  double idle_timeout;         /* seconds without a request before a session expires; 0: never */
+  double grace_period;         /* seconds in-flight calls get after SIGTERM */
+  log_level log_level;
+} traind_config;
+
+typedef enum config_result {
+  CONFIG_OK = 0,
+  CONFIG_HELP,  /* --help was printed: exit 0 */
+  CONFIG_ERROR, /* a message was printed: exit 2 */
+} config_result;
+
+/* Fills cfg from defaults, then the environment, then argv. Errors and help
+ * go to stderr/stdout. */
+config_result config_parse(traind_config *cfg, int argc, char **argv);
+
+#endif
