@@ -4,12 +4,13 @@
 # and for CI / development:
 #   make test-sanitize   the same tests in an ASan + UBSan build
 #   make bench           the benchmarks, side by side with PyTorch
+#   make bench-rpc       the RPC benchmark (traind over loopback vs gRPC echo and PyTorch)
 BUILD ?= build
 BUILD_SAN ?= build-sanitize
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-sanitize demo test test-sanitize bench clean
+.PHONY: all deps build build-sanitize demo test test-sanitize bench bench-rpc clean
 
 all: build
 
@@ -41,6 +42,9 @@ test-sanitize: build-sanitize
 
 bench: build
 	bash tests/bench/run_bench.sh $(BUILD)
+
+bench-rpc: build
+	sh tests/bench/run_bench_rpc.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)

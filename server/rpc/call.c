@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rpc/internal.h"
+#include "rpc/wire.h"
 #include "util/log.h"
 
 void *rpc_call_server_user(const rpc_call *call) { return call->server->user; }
@@ -32,16 +33,32 @@ static grpc_byte_buffer *pack(const ProtobufCMessage *msg) {
   return bb;
 }
 
-/* Decodes a received buffer; NULL if it is not a valid `desc` message. */
-static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb) {
+/* Decodes a received buffer; NULL if it is not a valid `desc` message, with
+ * *too_deep set when the reason is nesting beyond RPC_WIRE_MAX_DEPTH. */
+static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb,
+                                bool *too_deep) {
+  *too_deep = false;
   grpc_byte_buffer_reader reader;
   if (!grpc_byte_buffer_reader_init(&reader, bb)) return NULL;
   grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
   grpc_byte_buffer_reader_destroy(&reader);
-  ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all),
-                                                    GRPC_SLICE_START_PTR(all));
+  ProtobufCMessage *msg = NULL;
+  if (rpc_wire_depth_ok(desc, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all),
+                        RPC_WIRE_MAX_DEPTH))
+    msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+  else
+    *too_deep = true;
   grpc_slice_unref(all);
   return msg;
+}
+
+static void describe_bad_message(char *out, size_t size, const char *what, size_t len,
+                                 const ProtobufCMessageDescriptor *desc, bool too_deep) {
+  if (too_deep)
+    snprintf(out, size, "%s (%zu bytes) nests messages more than %d deep", what, len,
+             RPC_WIRE_MAX_DEPTH);
+  else
+    snprintf(out, size, "%s (%zu bytes) is not a valid %s message", what, len, desc->name);
 }
 
 static size_t buffer_length(grpc_byte_buffer *bb) { return grpc_byte_buffer_length(bb); }
@@ -173,13 +190,13 @@ rpc_call *rpc_call_accept(rpc_server *s, rpc_slot *slot) {
                     NULL);
     return call;
   }
-  call->request = unpack(call->method->request, payload);
+  bool too_deep;
+  call->request = unpack(call->method->request, payload, &too_deep);
   size_t len = buffer_length(payload);
   grpc_byte_buffer_destroy(payload);
   if (!call->request) {
     char msg[256];
-    snprintf(msg, sizeof msg, "the request (%zu bytes) is not a valid %s message", len,
-             call->method->request->name);
+    describe_bad_message(msg, sizeof msg, "the request", len, call->method->request, too_deep);
     rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
     return call;
   }
@@ -214,13 +231,14 @@ static void on_recv(rpc_call *call, bool ok) {
     call->method->on_end(call);
     return;
   }
-  ProtobufCMessage *msg = unpack(call->method->request, bb);
+  bool too_deep;
+  ProtobufCMessage *msg = unpack(call->method->request, bb, &too_deep);
   size_t len = buffer_length(bb);
   grpc_byte_buffer_destroy(bb);
   if (!msg) {
     char text[256];
-    snprintf(text, sizeof text, "a stream message (%zu bytes) is not a valid %s message", len,
-             call->method->request->name);
+    describe_bad_message(text, sizeof text, "a stream message", len, call->method->request,
+                         too_deep);
     call->stream_over = true;
     if (call->method->on_abort) call->method->on_abort(call);
     rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, text, NULL);

@@ -65,13 +65,14 @@ static void on_wakeup(uv_async_t *handle) {
   rpc_server *s = handle->data;
   for (;;) {
     uv_mutex_lock(&s->events_lock);
+    /* Swap the two buffers, each with its own capacity. */
     rpc_event *batch = s->events;
-    int n = s->n_events;
+    int n = s->n_events, cap = s->cap_events;
     s->events = s->draining;
     s->cap_events = s->cap_draining;
     s->n_events = 0;
     s->draining = batch;
-    s->cap_draining = n > s->cap_draining ? n : s->cap_draining;
+    s->cap_draining = cap;
     uv_mutex_unlock(&s->events_lock);
     if (n == 0) break;
     for (int i = 0; i < n; i++) {
