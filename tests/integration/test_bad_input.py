@@ -29,9 +29,12 @@ class SessionTestCase(daemon.DaemonTestCase):
         train_step(self.stub, self.sid, x, y, specs.cross_entropy())
         self.probe = batch(self.rng, 3)[0]
         self.before = snapshot(self.stub, self.sid, self.probe)
+        # A cleanup, not tearDown: it runs after the ones a test adds (LIFO).
+        self.addCleanup(self.assert_unchanged)
 
-    def tearDown(self):
-        self.assert_unchanged()
+    def clear_grad_at_end(self):
+        """For tests that leave a recording on purpose (the snapshot has none)."""
+        self.addCleanup(self.stub.ClearGrad, pb.ClearGradRequest(session_id=self.sid))
 
     def assert_unchanged(self, sid=None):
         info, tensors, meta, out = snapshot(self.stub, sid or self.sid, self.probe)
@@ -241,33 +244,53 @@ class BadInputTest(SessionTestCase):
                             contains=("target", "23"))
 
     def test_bad_grad_output_keeps_recording(self):
+        self.clear_grad_at_end()
         x, _ = batch(self.rng, 4)
         y = array(self.fwd(x, grad=True).output)
         g = 2 * y
         g.flat[7] = np.nan
         self.assertRpcError(C.INVALID_ARGUMENT, self.stub.Backward, pb.BackwardRequest(
             session_id=self.sid, grad_output=tensor(g)), contains=("grad_output", "7"))
-        self.assertRpcError(C.INVALID_ARGUMENT, self.stub.Backward, pb.BackwardRequest(
-            session_id=self.sid, grad_output=tensor(np.zeros((4, 11), np.float32))),
-            contains=("grad_output", "[4,11]", "[4,10]"))
+        with self.subTest("grad_output of the wrong shape"):
+            self.assertRpcError(C.INVALID_ARGUMENT, self.stub.Backward, pb.BackwardRequest(
+                session_id=self.sid, grad_output=tensor(np.zeros((4, 11), np.float32))),
+                contains=("grad_output", "[4,11]", "[4,10]"))
         info = self.stub.GetSession(pb.GetSessionRequest(session_id=self.sid))
         self.assertTrue(info.recorded)
         self.assertFalse(info.has_grad)
-        self.stub.ClearGrad(pb.ClearGradRequest(session_id=self.sid))  # back to the snapshot
+        # The recording is intact: a valid Backward now works.
+        self.assertGreater(self.stub.Backward(pb.BackwardRequest(
+            session_id=self.sid, grad_output=tensor(2 * y))).grad_norm, 0)
 
     def test_bad_forward_keeps_pending_recording(self):
+        # A failed Forward(grad=true) or TrainStep must not drop the recording
+        # a previous Forward left for Backward (nor its gradients).
+        self.clear_grad_at_end()
         x, y = batch(self.rng, 4)
         loss = specs.cross_entropy()
         self.fwd(x, grad=True, target=y, loss=loss)
         g1 = self.stub.Backward(pb.BackwardRequest(session_id=self.sid)).grad_norm
         self.stub.ClearGrad(pb.ClearGradRequest(session_id=self.sid))
-        self.fwd(x, grad=True, target=y, loss=loss)
-        self.assertRpcError(C.INVALID_ARGUMENT, self.fwd, np.zeros((4, 63), np.float32),
-                            grad=True, target=y, loss=loss)
-        self.assertTrue(self.stub.GetSession(pb.GetSessionRequest(session_id=self.sid)).recorded)
-        g2 = self.stub.Backward(pb.BackwardRequest(session_id=self.sid)).grad_norm
-        self.assertEqual(g1, g2)
-        self.stub.ClearGrad(pb.ClearGradRequest(session_id=self.sid))
+        bad_calls = {
+            "Forward, input shape": lambda: self.fwd(np.zeros((4, 63), np.float32), grad=True,
+                                                     target=y, loss=loss),
+            "Forward, float target": lambda: self.fwd(x, grad=True, target=y.astype(np.float32),
+                                                      loss=loss),
+            "Forward, class out of range": lambda: self.fwd(x, grad=True, target=y + 10,
+                                                            loss=loss),
+            "TrainStep, class out of range": lambda: train_step(self.stub, self.sid, x, y + 10,
+                                                                loss),
+        }
+        for name, call in bad_calls.items():
+            with self.subTest(name):
+                self.stub.ClearGrad(pb.ClearGradRequest(session_id=self.sid))
+                self.fwd(x, grad=True, target=y, loss=loss)
+                with self.assertRaises(grpc.RpcError):
+                    call()
+                info = self.stub.GetSession(pb.GetSessionRequest(session_id=self.sid))
+                self.assertTrue(info.recorded, "the pending recording was dropped")
+                g2 = self.stub.Backward(pb.BackwardRequest(session_id=self.sid)).grad_norm
+                self.assertEqual(g1, g2)
 
     def test_bad_shapes(self):
         cases = [
