@@ -119,8 +119,9 @@ class ShutdownTest(unittest.TestCase):
             self.assertIn(e.code(), ACCEPTABLE, e.details())
         self.assertIsNotNone(d.wait(), f"no exit after SIGTERM\n{d.stderr()}")
         d.assert_clean_exit()
-        log = d.stderr().lower()
-        self.assertIn("shut", log)  # the shutdown is logged
+        log = d.stderr()
+        self.assertIn("SIGTERM", log)  # the drain and the stop are logged
+        self.assertIn("stopped", log)
 
 
 if __name__ == "__main__":
