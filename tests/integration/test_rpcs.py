@@ -248,6 +248,25 @@ class RpcTest(daemon.DaemonTestCase):
         self.assertRpcError(grpc.StatusCode.UNIMPLEMENTED, call, b"")
 
 
+class IdleExpiryTest(daemon.DaemonTestCase):
+    FLAGS = daemon.DaemonTestCase.FLAGS + ("--idle-timeout", "1")
+
+    def test_idle_session_expires(self):
+        sid = create(self.stub, specs.mlp_small()).session_id
+        # Poll (bounded) until the expiry timer has run: not a timing assertion.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listed = [s.session_id for s in
+                      self.stub.ListSessions(pb.ListSessionsRequest()).sessions]
+            if sid not in listed:
+                break
+            time.sleep(0.2)
+        self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.stub.GetSession,
+                            pb.GetSessionRequest(session_id=sid))
+        self.assertIn("expired", self.daemon.stderr())
+        self.assertIn(sid, self.daemon.stderr())
+
+
 class FlagsTest(daemon.unittest.TestCase):
     def test_help_exits_zero(self):
         p = subprocess.run([daemon.BIN, "--help"], capture_output=True, text=True, timeout=30)
