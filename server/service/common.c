@@ -69,19 +69,23 @@ static void run_queued(session_job *job) {
   free(q);
 }
 
-void service_queue(rpc_call *call, const char *session_id, session_work work) {
-  if (!service_admit(call)) return;
-  service *svc = service_of(call);
+session *service_find(rpc_call *call, const char *session_id, bool take) {
   if (!session_id || !*session_id) {
     rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "session_id is required", NULL);
-    return;
+    return NULL;
   }
-  session *s = registry_get(svc->sessions, session_id);
-  if (!s) {
+  registry *r = service_of(call)->sessions;
+  session *s = take ? registry_remove(r, session_id) : registry_get(r, session_id);
+  if (!s)
     service_failf(call, GRPC_STATUS_NOT_FOUND,
                   "session \"%.64s\" not found (never created, closed, or expired)", session_id);
-    return;
-  }
+  return s;
+}
+
+void service_queue(rpc_call *call, const char *session_id, session_work work) {
+  if (!service_admit(call)) return;
+  session *s = service_find(call, session_id, false);
+  if (!s) return;
   service_queue_on(call, s, work);
   session_release(s);
 }

@@ -53,6 +53,11 @@ typedef void (*session_work)(rpc_call *call, session *s, const ProtobufCMessage 
  * is finished with CANCELLED without running. */
 void service_queue(rpc_call *call, const char *session_id, session_work work);
 
+/* The open session with this id, as a new reference (take: removed from
+ * the registry, whose reference the caller gets). NULL after finishing the
+ * call with INVALID_ARGUMENT (empty id) or NOT_FOUND. */
+session *service_find(rpc_call *call, const char *session_id, bool take);
+
 /* Queues `work` on s (the caller keeps its own reference). */
 void service_queue_on(rpc_call *call, session *s, session_work work);
 
