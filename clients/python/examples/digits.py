@@ -28,11 +28,14 @@ def split(x, y, test_fraction=0.2, seed=0):
 
 
 def import_traind():
-    """The traind package: installed, or else the one in the build tree."""
+    """The traind package: from $TRAIND_PY_STUBS (a build tree's python dir) when
+    set, else the installed one, else this source tree's build/python."""
+    import sys
+    if os.environ.get("TRAIND_PY_STUBS"):
+        sys.path.insert(0, os.environ["TRAIND_PY_STUBS"])
     try:
         import traind
     except ImportError:
-        import sys
-        sys.path.insert(0, os.environ.get("TRAIND_PY_STUBS", os.path.join(ROOT, "build", "python")))
+        sys.path.insert(0, os.path.join(ROOT, "build", "python"))
         import traind
     return traind
