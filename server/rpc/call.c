@@ -87,7 +87,8 @@ static void start_recv(rpc_call *call) {
 void rpc_call_finish(rpc_call *call, grpc_status_code status, const char *message,
                      const ProtobufCMessage *response) {
   if (atomic_exchange(&call->finished, true)) {
-    log_error("rpc: %s finished twice (a bug in its handler)", call->method->path);
+    log_error("rpc: %s finished twice (a bug in its handler)",
+              call->method ? call->method->path : "?");
     return;
   }
   grpc_op ops[3];
@@ -124,7 +125,7 @@ void rpc_call_send(rpc_call *call, const ProtobufCMessage *message,
   if (!start(call, ops, n, &call->tag_send)) {
     grpc_byte_buffer_destroy(call->send_buffer);
     call->send_buffer = NULL;
-    /* Report the failure the way a failed send completes: on the loop. */
+    /* Report it as a send that failed in flight would be. */
     call->sent = NULL;
     if (sent) sent(call, false);
   }

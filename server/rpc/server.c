@@ -297,10 +297,14 @@ static void maybe_finish_shutdown(rpc_server *s) {
     if (atomic_load(&s->n_calls) == 0) start_grpc_shutdown(s);
     return;
   }
+  /* Slots first: a slot that delivers a call counts the call before it
+   * stops counting itself (on_slot_event), so reading in this order never
+   * misses one in between. */
+  bool slots_left = atomic_load(&s->slots_armed) != 0;
   uv_mutex_lock(&s->calls_lock);
   bool calls_left = atomic_load(&s->n_calls) != 0;
   uv_mutex_unlock(&s->calls_lock);
-  if (!s->shutdown_tag_seen || calls_left || atomic_load(&s->slots_armed) || s->cq_shut) return;
+  if (!s->shutdown_tag_seen || slots_left || calls_left || s->cq_shut) return;
   s->cq_shut = true;
   grpc_server_destroy(s->server);
   s->server = NULL;
