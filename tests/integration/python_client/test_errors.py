@@ -144,3 +144,14 @@ def test_spec_errors_are_local():
         nn.loss_spec("hinge")
     with pytest.raises(TypeError):
         optim.SGD(lr=0.1, schedule="cosine")
+
+
+def test_tls_against_a_plaintext_server(daemon, tmp_path):
+    """tls= makes a TLS channel (here refused by the plaintext daemon); bad values are TypeErrors."""
+    with traind.connect(daemon.address, tls=True, timeout=10) as c:
+        with pytest.raises(traind.Unavailable):
+            c.health()
+    with pytest.raises(TypeError):
+        traind.connect(daemon.address, tls=42)
+    with pytest.raises(FileNotFoundError):
+        traind.connect(daemon.address, tls=str(tmp_path / "missing.pem"))
