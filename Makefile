@@ -8,10 +8,11 @@
 #   make bench-rpc       the RPC benchmark (traind over loopback vs gRPC echo and PyTorch)
 BUILD ?= build
 BUILD_SAN ?= build-sanitize
+BUILD_TSAN ?= build-tsan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-sanitize demo demo-engine test test-sanitize bench bench-rpc clean
+.PHONY: all deps build build-sanitize build-tsan demo demo-engine test test-sanitize test-tsan bench bench-rpc clean
 
 all: build
 
@@ -25,6 +26,17 @@ build: deps
 build-sanitize: deps
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DTRAIND_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(BUILD_SAN) -j $(JOBS)
+
+build-tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAIND_TSAN=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+
+# The daemon's integration tests (concurrent sessions, shutdown with calls in
+# flight, ...) under ThreadSanitizer. tests/tsan.supp says what is suppressed
+# and why (libraries not built with TSan).
+test-tsan: build-tsan
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0" \
+	  ctest --test-dir $(BUILD_TSAN) -L integration --output-on-failure -j $(JOBS)
 
 # The main job: start traind on a free loopback port, train an MLP on the
 # digits over gRPC with the Python client, check the checkpoint in PyTorch,
@@ -54,4 +66,4 @@ bench-rpc: build
 	sh tests/bench/run_bench_rpc.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN)

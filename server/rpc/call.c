@@ -69,7 +69,9 @@ static size_t buffer_length(grpc_byte_buffer *bb) { return grpc_byte_buffer_leng
  * reference is then given back). */
 static bool start(rpc_call *call, const grpc_op *ops, size_t n, rpc_tag *tag) {
   atomic_fetch_add(&call->refs, 1);
-  grpc_call_error err = grpc_call_start_batch(call->call, ops, n, tag, NULL);
+  grpc_call *c = call->call;
+  RPC_HANDOFF_RELEASE(tag); /* after the last read of the batch's fields */
+  grpc_call_error err = grpc_call_start_batch(c, ops, n, tag, NULL);
   if (err == GRPC_CALL_OK) return true;
   log_error("rpc: %s: grpc_call_start_batch failed (error %d)",
             call->method ? call->method->path : "?", (int)err);

@@ -57,6 +57,7 @@ static void cq_thread_main(void *arg) {
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     if (ev.type != GRPC_OP_COMPLETE) continue;
     rpc_tag *tag = ev.tag;
+    RPC_HANDOFF_ACQUIRE(tag);
     if (!handle_here(&ev))
       rpc_server_post(s, tag, ev.success != 0);
     else if (tag->kind == TAG_NEW_CALL)
@@ -134,6 +135,7 @@ static void arm_slot(rpc_slot *slot) {
   grpc_metadata_array_init(&slot->metadata);
   grpc_call_details_init(&slot->details);
   grpc_call_error err;
+  RPC_HANDOFF_RELEASE(&slot->tag);
   if (slot->registered)
     err = grpc_server_request_registered_call(s->server, slot->registered, &slot->call,
                                               &slot->deadline, &slot->metadata,
