@@ -33,8 +33,10 @@ static int load_digits(const char *path) {
     char *p = line;
     for (int j = 0; j <= FEATURES; j++, p++) {
       long v = strtol(p, &p, 10);
-      if (j < FEATURES) xs[n][j] = (float)v / 16.0f;
-      else ys[n] = v;
+      if (j < FEATURES)
+        xs[n][j] = (float)v / 16.0f;
+      else
+        ys[n] = v;
     }
     n++;
   }
@@ -74,7 +76,8 @@ int main(int argc, char **argv) {
   }
   int order[MAX_ROWS];
   srand(0);
-  for (int i = 0; i < n; i++) order[i] = i;
+  for (int i = 0; i < n; i++)
+    order[i] = i;
   for (int i = n - 1; i > 0; i--) {
     int j = rand() % (i + 1), t = order[i];
     order[i] = order[j], order[j] = t;
@@ -131,8 +134,10 @@ int main(int argc, char **argv) {
       batch(train + b, k, &input, &target);
       req.session_id = (char *)sid, req.input = &input, req.target = &target, req.loss = &loss;
       Traind__V1__TrainStepResponse *resp;
-      if ((st = traind_train_step(c, &req, &resp)).code) rc = fail("TrainStep", &st);
-      else loss_sum += resp->loss * k;
+      if ((st = traind_train_step(c, &req, &resp)).code)
+        rc = fail("TrainStep", &st);
+      else
+        loss_sum += resp->loss * k;
       traind_message_free(resp);
     }
     if (!rc) printf("epoch %2d: loss %.4f\n", epoch, loss_sum / n_train);
@@ -166,7 +171,8 @@ int main(int argc, char **argv) {
   if (!rc && argc > 3) {
     if ((st = traind_state_dict_to_file(c, sid, false, argv[3], NULL)).code)
       rc = fail("StateDict", &st);
-    else printf("checkpoint: %s\n", argv[3]);
+    else
+      printf("checkpoint: %s\n", argv[3]);
   }
   if ((st = traind_close_session(c, sid)).code && !rc) rc = fail("CloseSession", &st);
   traind_status_clear(&st);

@@ -8,7 +8,8 @@
 static const tc_option checkpoint_options[] = {
     {"output", 'o', true, "FILE", "where to write the .safetensors file (required)"},
     {"include-optimizer", 0, false, NULL,
-     "also save the optimizer state (keys \"optimizer/...\") for an exact resume"},
+     "also save the optimizer's and dropout's state (\"optimizer/\", \"rng/\" keys) for an "
+     "exact resume"},
     {NULL, 0, false, NULL, NULL},
 };
 
@@ -26,14 +27,20 @@ static int run_checkpoint(tc_ctx *ctx) {
 }
 
 const tc_command tc_cmd_checkpoint = {
-    "checkpoint", "ID -o FILE.safetensors", 1, 1, "download a session's checkpoint",
-    "Writes the session's state dict as a safetensors file (atomically: FILE is replaced only\n"
-    "once complete). Its keys and layouts are PyTorch's state_dict for the same architecture\n"
-    "(plus \"rng/\" keys holding dropout's random state), so in Python:\n"
-    "  sd = safetensors.torch.load_file(FILE)\n"
-    "  net.load_state_dict({k: v for k, v in sd.items()\n"
-    "                       if not k.startswith((\"optimizer/\", \"rng/\"))})",
-    checkpoint_options, run_checkpoint};
+    .name = "checkpoint",
+    .args = "ID -o FILE.safetensors",
+    .min_pos = 1,
+    .max_pos = 1,
+    .summary = "download a session's checkpoint",
+    .help =
+        "Writes the session's state dict as a safetensors file (atomically: FILE is replaced only\n"
+        "once complete). It is PyTorch's state_dict for the same architecture, so in Python\n"
+        "  net.load_state_dict(safetensors.torch.load_file(FILE))   # strict\n"
+        "With --include-optimizer it also holds \"optimizer/\" and \"rng/\" keys; drop those\n"
+        "before loading into torch.",
+    .opts = checkpoint_options,
+    .run = run_checkpoint,
+};
 
 static const tc_option load_options[] = {
     {"no-strict", 0, false, NULL,
@@ -44,7 +51,8 @@ static const tc_option load_options[] = {
 static void print_keys(const char *what, char **keys, size_t n) {
   if (!n) return;
   printf("%s keys (%zu):", what, n);
-  for (size_t i = 0; i < n; i++) printf(" %s", keys[i]);
+  for (size_t i = 0; i < n; i++)
+    printf(" %s", keys[i]);
   printf("\n");
 }
 
@@ -55,9 +63,8 @@ static int run_load(tc_ctx *ctx) {
   int code = tc_connect(ctx);
   if (code) return code;
   Traind__V1__LoadStateDictResponse *resp;
-  traind_status st = traind_load_state_dict_from_file(ctx->client, ctx->pos[0],
-                                                      !tc_flag(ctx, "no-strict"), ctx->pos[1],
-                                                      &resp);
+  traind_status st = traind_load_state_dict_from_file(
+      ctx->client, ctx->pos[0], !tc_flag(ctx, "no-strict"), ctx->pos[1], &resp);
   if (st.code) return tc_rpc_error(ctx, "LoadStateDict", &st);
   printf("loaded %s into %s\n", ctx->pos[1], ctx->pos[0]);
   print_keys("missing", resp->missing_keys, resp->n_missing_keys);
@@ -67,9 +74,16 @@ static int run_load(tc_ctx *ctx) {
 }
 
 const tc_command tc_cmd_load = {
-    "load", "ID FILE.safetensors", 2, 2, "upload a checkpoint into a session",
-    "Loads a safetensors file (one written by `trainctl checkpoint`, or a PyTorch state_dict\n"
-    "saved with safetensors) into the session ID, all-or-nothing. Strict by default, as\n"
-    "torch's load_state_dict: every key must match. A file with \"optimizer/\" keys also\n"
-    "restores the optimizer.",
-    load_options, run_load};
+    .name = "load",
+    .args = "ID FILE.safetensors",
+    .min_pos = 2,
+    .max_pos = 2,
+    .summary = "upload a checkpoint into a session",
+    .help =
+        "Loads a safetensors file (one written by `trainctl checkpoint`, or a PyTorch state_dict\n"
+        "saved with safetensors) into the session ID, all-or-nothing. Strict by default, as\n"
+        "torch's load_state_dict: every key must match. A file with \"optimizer/\" keys also\n"
+        "restores the optimizer.",
+    .opts = load_options,
+    .run = run_load,
+};

@@ -67,10 +67,17 @@ static int run_create(tc_ctx *ctx) {
 }
 
 const tc_command tc_cmd_create = {
-    "create", "--spec FILE.json [options]", 0, 0, "create a session from a JSON model spec",
-    "Builds the model (and optimizer) on the server and prints the new session id on stdout\n"
-    "(alone, for scripts: ID=$(trainctl create --spec mlp.json --lr 0.1)). The spec format is\n"
-    "described in clients/c/README.md; e.g.\n"
-    "  {\"sequential\": [{\"linear\": {\"in_features\": 64, \"out_features\": 128}},\n"
-    "                  \"relu\", {\"linear\": {\"in_features\": 128, \"out_features\": 10}}]}",
-    create_options, run_create};
+    .name = "create",
+    .args = "--spec FILE.json [options]",
+    .min_pos = 0,
+    .max_pos = 0,
+    .summary = "create a session from a JSON model spec",
+    .help =
+        "Builds the model (and optimizer) on the server and prints the new session id on stdout\n"
+        "(alone, for scripts: ID=$(trainctl create --spec mlp.json --lr 0.1)). The spec format is\n"
+        "described in clients/c/README.md; e.g.\n"
+        "  {\"sequential\": [{\"linear\": {\"in_features\": 64, \"out_features\": 128}},\n"
+        "                  \"relu\", {\"linear\": {\"in_features\": 128, \"out_features\": 10}}]}",
+    .opts = create_options,
+    .run = run_create,
+};

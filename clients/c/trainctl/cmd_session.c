@@ -15,23 +15,28 @@ static int run_health(tc_ctx *ctx) {
   Grpc__Health__V1__HealthCheckResponse__ServingStatus serving;
   traind_status st = traind_health_check(ctx->client, "", &serving);
   if (st.code) return tc_rpc_error(ctx, "Health/Check", &st);
-  const char *name = serving == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-                         ? "SERVING"
-                     : serving == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
-                         ? "NOT_SERVING"
-                         : "UNKNOWN";
+  const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+      &grpc__health__v1__health_check_response__serving_status__descriptor, (int)serving);
+  const char *name = v ? v->name : "UNKNOWN";
   printf("%s\n", name);
   if (serving == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING) return 0;
   return tc_fail(ctx, TC_EXIT_NOT_SERVING, "traind at %s is %s", ctx->server, name);
 }
 
 const tc_command tc_cmd_health = {
-    "health", "", 0, 0, "check that the server is up (exit 0 only when SERVING)",
-    "Calls grpc.health.v1.Health/Check and prints the status. Exit 0 when SERVING, 5 when\n"
-    "the server answers otherwise, 3 when it does not answer within --timeout (default 2 s),\n"
-    "so it serves as a container HEALTHCHECK:\n"
-    "  HEALTHCHECK CMD [\"trainctl\", \"health\"]",
-    no_options, run_health};
+    .name = "health",
+    .args = "",
+    .min_pos = 0,
+    .max_pos = 0,
+    .summary = "check that the server is up (exit 0 only when SERVING)",
+    .help =
+        "Calls grpc.health.v1.Health/Check and prints the status. Exit 0 when SERVING, 5 when\n"
+        "the server answers otherwise, 3 when it does not answer within --timeout (default 2 s),\n"
+        "so it serves as a container HEALTHCHECK:\n"
+        "  HEALTHCHECK CMD [\"trainctl\", \"health\"]",
+    .opts = no_options,
+    .run = run_health,
+};
 
 /* ---------------------------------------------------------------- sessions, info */
 
@@ -57,22 +62,29 @@ static int run_sessions(tc_ctx *ctx) {
   for (size_t i = 0; i < resp->n_sessions; i++) {
     const Traind__V1__SessionInfo *s = resp->sessions[i];
     printf("%-32s  %-20s  %10lld  %8lld  %-5s  %s\n", s->session_id ? s->session_id : "",
-           s->name && *s->name ? s->name : "-", (long long)s->num_parameters,
-           (long long)s->step, mode_name(s), s->optimizer && *s->optimizer ? s->optimizer : "-");
+           s->name && *s->name ? s->name : "-", (long long)s->num_parameters, (long long)s->step,
+           mode_name(s), s->optimizer && *s->optimizer ? s->optimizer : "-");
   }
   traind_message_free(resp);
   return 0;
 }
 
 const tc_command tc_cmd_sessions = {
-    "sessions", "", 0, 0, "list the open sessions",
-    "Prints one line per open session, oldest first: id, name, parameter count, optimizer\n"
-    "steps taken, train/eval mode and optimizer.",
-    no_options, run_sessions};
+    .name = "sessions",
+    .args = "",
+    .min_pos = 0,
+    .max_pos = 0,
+    .summary = "list the open sessions",
+    .help = "Prints one line per open session, oldest first: id, name, parameter count, optimizer\n"
+            "steps taken, train/eval mode and optimizer.",
+    .opts = no_options,
+    .run = run_sessions,
+};
 
 static void print_shape(const int64_t *shape, size_t n) {
   printf("[");
-  for (size_t i = 0; i < n; i++) printf("%s%lld", i ? ", " : "", (long long)shape[i]);
+  for (size_t i = 0; i < n; i++)
+    printf("%s%lld", i ? ", " : "", (long long)shape[i]);
   printf("]");
 }
 
@@ -108,10 +120,16 @@ static int run_info(tc_ctx *ctx) {
 }
 
 const tc_command tc_cmd_info = {
-    "info", "ID", 1, 1, "show a session: mode, optimizer, step, parameter shapes",
-    "Prints what GetSession returns for the session ID, with one line per parameter\n"
-    "(its state-dict key, dtype and shape).",
-    no_options, run_info};
+    .name = "info",
+    .args = "ID",
+    .min_pos = 1,
+    .max_pos = 1,
+    .summary = "show a session: mode, optimizer, step, parameter shapes",
+    .help = "Prints what GetSession returns for the session ID, with one line per parameter\n"
+            "(its state-dict key, dtype and shape).",
+    .opts = no_options,
+    .run = run_info,
+};
 
 /* ---------------------------------------------------------------- close */
 
@@ -124,6 +142,13 @@ static int run_close(tc_ctx *ctx) {
   return 0;
 }
 
-const tc_command tc_cmd_close = {"close", "ID", 1, 1, "close a session and free its memory",
-                                 "Closes the session ID; its id is NOT_FOUND from then on.",
-                                 no_options, run_close};
+const tc_command tc_cmd_close = {
+    .name = "close",
+    .args = "ID",
+    .min_pos = 1,
+    .max_pos = 1,
+    .summary = "close a session and free its memory",
+    .help = "Closes the session ID; its id is NOT_FOUND from then on.",
+    .opts = no_options,
+    .run = run_close,
+};

@@ -60,9 +60,8 @@ static void gather(trainer *t, const int64_t *idx, int64_t n, Traind__V1__Tensor
 
 /* Correct argmax predictions of logits [n, C] for t->y; -1 if the output is not that. */
 static int64_t count_correct(const trainer *t, const Traind__V1__Tensor *out, int64_t n) {
-  if (!out || out->dtype != TRAIND__V1__DTYPE__FLOAT32 || out->n_shape != 2 ||
-      out->shape[0] != n || out->shape[1] < 1 ||
-      out->data.len != (size_t)(n * out->shape[1]) * sizeof(float))
+  if (!out || out->dtype != TRAIND__V1__DTYPE__FLOAT32 || out->n_shape != 2 || out->shape[0] != n ||
+      out->shape[1] < 1 || out->data.len != (size_t)(n * out->shape[1]) * sizeof(float))
     return -1;
   int64_t classes = out->shape[1], correct = 0;
   for (int64_t i = 0; i < n; i++) {
@@ -112,16 +111,15 @@ static int evaluate(trainer *t, const int64_t *idx, int64_t n, int64_t *correct)
 static void progress(int epoch, int64_t epochs, int64_t done, int64_t total, double loss) {
   const int width = 30;
   int filled = (int)(width * done / (total ? total : 1));
-  fprintf(stderr, "\r\033[Kepoch %d/%lld [%.*s%*s] %lld/%lld loss %.4f", epoch,
-          (long long)epochs, filled, "##############################", width - filled, "",
-          (long long)done, (long long)total, loss);
+  fprintf(stderr, "\r\033[Kepoch %d/%lld [%.*s%*s] %lld/%lld loss %.4f", epoch, (long long)epochs,
+          filled, "##############################", width - filled, "", (long long)done,
+          (long long)total, loss);
   fflush(stderr);
 }
 
 /* One pass over the training rows; prints the epoch's line. */
 static int run_epoch(trainer *t, int epoch, int64_t epochs, int64_t *train_idx, int64_t n_train,
-                     int64_t batch, uint64_t *rng, bool tty, double *mean_loss,
-                     double *accuracy) {
+                     int64_t batch, uint64_t *rng, bool tty, double *mean_loss, double *accuracy) {
   shuffle(train_idx, n_train, rng);
   double loss_sum = 0, last_draw = 0;
   int64_t correct = 0;
@@ -172,8 +170,10 @@ static int parse_input_shape(trainer *t, const char *s) {
     char *end;
     long long d = strtoll(p, &end, 10);
     if (end == p || d <= 0 || t->ndim >= 9)
-      return tc_usage_error(t->ctx, "--input-shape: expected up to 8 positive integers "
-                                    "separated by commas, got '%s'", s);
+      return tc_usage_error(t->ctx,
+                            "--input-shape: expected up to 8 positive integers "
+                            "separated by commas, got '%s'",
+                            s);
     t->shape[t->ndim++] = d;
     product *= d;
     if (product > t->data->features) break;
@@ -183,8 +183,8 @@ static int parse_input_shape(trainer *t, const char *s) {
     p = end + 1;
   }
   if (product != t->data->features)
-    return tc_usage_error(t->ctx, "--input-shape %s does not hold the %lld features of each row",
-                          s, (long long)t->data->features);
+    return tc_usage_error(t->ctx, "--input-shape %s does not hold the %lld features of each row", s,
+                          (long long)t->data->features);
   return 0;
 }
 
@@ -228,8 +228,7 @@ static int train_loop(trainer *t, const train_args *a, int64_t *order) {
   double t0 = now_s();
   for (int epoch = 1; epoch <= a->epochs; epoch++) {
     double e0 = now_s(), loss = 0, acc = 0;
-    int code = run_epoch(t, epoch, a->epochs, train_idx, n_train, a->batch, &rng, tty, &loss,
-                         &acc);
+    int code = run_epoch(t, epoch, a->epochs, train_idx, n_train, a->batch, &rng, tty, &loss, &acc);
     if (code) return code;
     printf("epoch %d/%lld: loss %.4f, accuracy %.2f%%", epoch, (long long)a->epochs, loss, acc);
     if (n_val) {
@@ -277,7 +276,8 @@ static int run_train(tc_ctx *ctx) {
     traind_message_free(req);
     return code;
   }
-  for (int64_t i = 0; a.scale != 1 && i < data.n * data.features; i++) data.x[i] *= (float)a.scale;
+  for (int64_t i = 0; a.scale != 1 && i < data.n * data.features; i++)
+    data.x[i] *= (float)a.scale;
 
   trainer t = {.ctx = ctx, .data = &data};
   int64_t cap = a.batch > EVAL_BATCH ? a.batch : EVAL_BATCH;
@@ -295,7 +295,8 @@ static int run_train(tc_ctx *ctx) {
   }
   if (!code) {
     t.sid = created->session_id;
-    for (int64_t i = 0; i < data.n; i++) order[i] = i;
+    for (int64_t i = 0; i < data.n; i++)
+      order[i] = i;
     uint64_t rng = a.seed;
     shuffle(order, data.n, &rng);
     code = train_loop(&t, &a, order);
@@ -304,8 +305,10 @@ static int run_train(tc_ctx *ctx) {
   if (!code && out) {
     size_t len;
     traind_status st = traind_state_dict_to_file(ctx->client, t.sid, false, out, &len);
-    if (st.code) code = tc_rpc_error(ctx, "StateDict", &st);
-    else printf("wrote %s (%zu bytes)\n", out, len);
+    if (st.code)
+      code = tc_rpc_error(ctx, "StateDict", &st);
+    else
+      printf("wrote %s (%zu bytes)\n", out, len);
   }
   if (t.sid && tc_flag(ctx, "keep")) {
     printf("session: %s\n", t.sid);
@@ -324,13 +327,19 @@ static int run_train(tc_ctx *ctx) {
 }
 
 const tc_command tc_cmd_train = {
-    "train", "--spec FILE.json --data FILE.csv [options]", 0, 0,
-    "train a classifier on CSV data and report its accuracy",
-    "Creates a session from the spec, holds out --val-split of the rows (a seeded shuffle),\n"
-    "and trains with cross-entropy: one TrainStep per batch of shuffled rows. Each epoch\n"
-    "prints its mean loss and training accuracy, and the held-out accuracy (a Forward in\n"
-    "eval mode); a progress bar is drawn on stderr when it is a terminal. Ends with the\n"
-    "final held-out accuracy, then closes the session (unless --keep). E.g. the digits:\n"
-    "  trainctl train --spec clients/c/examples/digits_mlp.json --data tests/data/digits.csv\n"
-    "      --scale 0.0625 --epochs 20",
-    train_options, run_train};
+    .name = "train",
+    .args = "--spec FILE.json --data FILE.csv [options]",
+    .min_pos = 0,
+    .max_pos = 0,
+    .summary = "train a classifier on CSV data and report its accuracy",
+    .help =
+        "Creates a session from the spec, holds out --val-split of the rows (a seeded shuffle),\n"
+        "and trains with cross-entropy: one TrainStep per batch of shuffled rows. Each epoch\n"
+        "prints its mean loss and training accuracy, and the held-out accuracy (a Forward in\n"
+        "eval mode); a progress bar is drawn on stderr when it is a terminal. Ends with the\n"
+        "final held-out accuracy, then closes the session (unless --keep). E.g. the digits:\n"
+        "  trainctl train --spec clients/c/examples/digits_mlp.json --data tests/data/digits.csv\n"
+        "      --scale 0.0625 --epochs 20",
+    .opts = train_options,
+    .run = run_train,
+};

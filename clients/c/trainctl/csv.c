@@ -12,7 +12,8 @@
 static bool grow(void **array, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return true;
   size_t cap2 = *cap ? *cap * 2 : 4096;
-  while (cap2 < need) cap2 *= 2;
+  while (cap2 < need)
+    cap2 *= 2;
   void *p = realloc(*array, cap2 * elem);
   if (!p) return false;
   *array = p;
@@ -21,7 +22,8 @@ static bool grow(void **array, size_t *cap, size_t need, size_t elem) {
 }
 
 static bool blank(const char *s) {
-  while (isspace((unsigned char)*s)) s++;
+  while (isspace((unsigned char)*s))
+    s++;
   return !*s;
 }
 
@@ -58,7 +60,8 @@ int tc_load_csv(const tc_ctx *ctx, const char *path, tc_dataset *out) {
       errno = 0;
       double v = strtod(p, &end);
       char *field_end = end;
-      while (*field_end == ' ' || *field_end == '\t' || *field_end == '\r') field_end++;
+      while (*field_end == ' ' || *field_end == '\t' || *field_end == '\r')
+        field_end++;
       if (end == p || errno == ERANGE || !isfinite(v) ||
           (*field_end && *field_end != ',' && *field_end != '\n')) {
         int n = (int)strcspn(p, ",\r\n");
@@ -67,8 +70,8 @@ int tc_load_csv(const tc_ctx *ctx, const char *path, tc_dataset *out) {
         goto done;
       }
       if (columns >= 0 && col >= columns) {
-        code = tc_usage_error(ctx, "%s:%lld: more than %lld columns (as in the first row)",
-                              path, (long long)lineno, (long long)columns);
+        code = tc_usage_error(ctx, "%s:%lld: more than %lld columns (as in the first row)", path,
+                              (long long)lineno, (long long)columns);
         goto done;
       }
       if (!grow((void **)&row, &row_cap, (size_t)col + 1, sizeof *row)) goto oom;

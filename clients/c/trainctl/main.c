@@ -13,7 +13,7 @@
 #define HEALTH_DEFAULT_TIMEOUT_S 2.0
 
 static const tc_command *const commands[] = {
-    &tc_cmd_health, &tc_cmd_sessions, &tc_cmd_info, &tc_cmd_create,
+    &tc_cmd_health, &tc_cmd_sessions,   &tc_cmd_info, &tc_cmd_create,
     &tc_cmd_train,  &tc_cmd_checkpoint, &tc_cmd_load, &tc_cmd_close,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -23,8 +23,7 @@ static const tc_option global_opts[] = {
     {"server", 0, true, "HOST:PORT",
      "the daemon's address (env TRAIND_SERVER; default " TRAIND_DEFAULT_TARGET ")"},
     {"token", 0, true, "TOKEN", "bearer token sent with every call (env TRAIND_TOKEN)"},
-    {"timeout", 0, true, "SECONDS",
-     "deadline of each call, 0 for none (default 60; 2 for health)"},
+    {"timeout", 0, true, "SECONDS", "deadline of each call, 0 for none (default 60; 2 for health)"},
     {"help", 'h', false, NULL, "show help (trainctl COMMAND --help for a command)"},
     {NULL, 0, false, NULL, NULL},
 };
@@ -106,8 +105,7 @@ int tc_rpc_error(const tc_ctx *ctx, const char *what, traind_status *st) {
     code = tc_fail(ctx, TC_EXIT_UNREACHABLE, "%s: cannot reach traind at %s: %s: %s", what,
                    ctx->server, traind_code_name(st->code), msg);
   } else {
-    code = tc_fail(ctx, TC_EXIT_SERVER, "%s: %s: %s", what, traind_code_name(st->code),
-                   msg);
+    code = tc_fail(ctx, TC_EXIT_SERVER, "%s: %s: %s", what, traind_code_name(st->code), msg);
   }
   traind_status_clear(st);
   return code;
@@ -163,8 +161,8 @@ bool tc_opt_int(const tc_ctx *ctx, const char *name, int64_t min, int64_t max, i
   const char *s = tc_opt(ctx, name);
   if (!s) return true;
   if (!parse_int(s, out) || *out < min || *out > max) {
-    tc_usage_error(ctx, "--%s: expected an integer in [%lld, %lld], got '%s'", name,
-                   (long long)min, (long long)max, s);
+    tc_usage_error(ctx, "--%s: expected an integer in [%lld, %lld], got '%s'", name, (long long)min,
+                   (long long)max, s);
     return false;
   }
   return true;
@@ -264,8 +262,10 @@ static int parse_args(int argc, char **argv, tc_ctx *ctx, const tc_command **cmd
   }
 
   if (help || !*cmd) {
-    if (*cmd) print_command_help(stdout, *cmd);
-    else print_main_help(help ? stdout : stderr);
+    if (*cmd)
+      print_command_help(stdout, *cmd);
+    else
+      print_main_help(help ? stdout : stderr);
     return help ? TC_EXIT_OK : TC_EXIT_USAGE;
   }
   if (ctx->n_pos < (*cmd)->min_pos || ctx->n_pos > (*cmd)->max_pos) {
@@ -277,15 +277,14 @@ static int parse_args(int argc, char **argv, tc_ctx *ctx, const tc_command **cmd
   }
 
   const char *env_server = getenv("TRAIND_SERVER"), *env_token = getenv("TRAIND_TOKEN");
-  ctx->server = gval[G_SERVER] ? gval[G_SERVER]
+  ctx->server = gval[G_SERVER]              ? gval[G_SERVER]
                 : env_server && *env_server ? env_server
                                             : TRAIND_DEFAULT_TARGET;
   if (!*ctx->server) return tc_usage_error(ctx, "--server: empty address");
   ctx->token = gval[G_TOKEN] ? gval[G_TOKEN] : env_token;
   if (ctx->token && !*ctx->token) ctx->token = NULL;
   double timeout = *cmd == &tc_cmd_health ? HEALTH_DEFAULT_TIMEOUT_S : DEFAULT_TIMEOUT_S;
-  if (gval[G_TIMEOUT] && (!parse_double(gval[G_TIMEOUT], &timeout) || timeout < 0 ||
-                          timeout > 1e7))
+  if (gval[G_TIMEOUT] && (!parse_double(gval[G_TIMEOUT], &timeout) || timeout < 0 || timeout > 1e7))
     return tc_usage_error(ctx, "--timeout: expected seconds >= 0, got '%s'", gval[G_TIMEOUT]);
   ctx->timeout_ms = (int64_t)ceil(timeout * 1000.0);
   return -1;

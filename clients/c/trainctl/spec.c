@@ -30,7 +30,8 @@ static bool fail(decoder *d, const char *fmt, ...) {
   int n = snprintf(d->err, sizeof d->err, "%.*s: ", (int)d->len, d->path);
   va_list ap;
   va_start(ap, fmt);
-  if (n >= 0 && (size_t)n < sizeof d->err) vsnprintf(d->err + n, sizeof d->err - (size_t)n, fmt, ap);
+  if (n >= 0 && (size_t)n < sizeof d->err)
+    vsnprintf(d->err + n, sizeof d->err - (size_t)n, fmt, ap);
   va_end(ap);
   return false;
 }
@@ -43,7 +44,8 @@ static size_t path_push(decoder *d, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(d->path + d->len, sizeof d->path - d->len, fmt, ap);
   va_end(ap);
-  if (n > 0) d->len += (size_t)n < sizeof d->path - d->len ? (size_t)n : sizeof d->path - d->len - 1;
+  if (n > 0)
+    d->len += (size_t)n < sizeof d->path - d->len ? (size_t)n : sizeof d->path - d->len - 1;
   return old;
 }
 
@@ -113,13 +115,13 @@ static bool get_integer(decoder *d, const json_t *v, json_int_t min, json_int_t 
   return true;
 }
 
-static bool decode_enum(decoder *d, const json_t *v, const ProtobufCEnumDescriptor *e,
-                        int *out) {
+static bool decode_enum(decoder *d, const json_t *v, const ProtobufCEnumDescriptor *e, int *out) {
   if (json_is_string(v)) {
     char name[64];
     const char *s = json_string_value(v);
     size_t i = 0;
-    for (; s[i] && i + 1 < sizeof name; i++) name[i] = (char)toupper((unsigned char)s[i]);
+    for (; s[i] && i + 1 < sizeof name; i++)
+      name[i] = (char)toupper((unsigned char)s[i]);
     name[i] = 0;
     const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value_by_name(e, name);
     if (ev && !s[i]) {
@@ -170,9 +172,12 @@ static bool decode_value(decoder *d, const json_t *v, const ProtobufCFieldDescri
   case PROTOBUF_C_TYPE_DOUBLE: {
     if (!json_is_number(v)) return fail(d, "expected a number, got %s", json_kind(v));
     double x = json_number_value(v);
-    if (f->type == PROTOBUF_C_TYPE_DOUBLE) *(double *)slot = x;
-    else if (x > FLT_MAX || x < -FLT_MAX) return fail(d, "%g is too large for a float", x);
-    else *(float *)slot = (float)x;
+    if (f->type == PROTOBUF_C_TYPE_DOUBLE)
+      *(double *)slot = x;
+    else if (x > FLT_MAX || x < -FLT_MAX)
+      return fail(d, "%g is too large for a float", x);
+    else
+      *(float *)slot = (float)x;
     return true;
   }
   case PROTOBUF_C_TYPE_BOOL:
@@ -265,8 +270,7 @@ static bool decode_message(decoder *d, const json_t *v, const ProtobufCMessageDe
   *out = msg; /* owned by the parent from here, so a failure below is freed with it */
 
   if (json_is_null(v)) return check_oneof_chosen(d, msg);
-  if (json_is_array(v) && desc->n_fields == 1 &&
-      desc->fields[0].label == PROTOBUF_C_LABEL_REPEATED)
+  if (json_is_array(v) && desc->n_fields == 1 && desc->fields[0].label == PROTOBUF_C_LABEL_REPEATED)
     return decode_field(d, v, &desc->fields[0], msg);
   if (json_is_string(v)) { /* "relu" for {"relu": {}} */
     const ProtobufCFieldDescriptor *f =
@@ -322,8 +326,10 @@ static json_t *load_json_file(const tc_ctx *ctx, const char *path) {
   json_error_t e;
   json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
   if (!root) {
-    if (e.line < 0) tc_usage_error(ctx, "%s: %s", path, e.text);
-    else tc_usage_error(ctx, "%s:%d:%d: invalid JSON: %s", path, e.line, e.column, e.text);
+    if (e.line < 0)
+      tc_usage_error(ctx, "%s: %s", path, e.text);
+    else
+      tc_usage_error(ctx, "%s:%d:%d: invalid JSON: %s", path, e.line, e.column, e.text);
   }
   return root;
 }
@@ -337,16 +343,18 @@ int tc_load_spec(const tc_ctx *ctx, const char *path, Traind__V1__CreateModelReq
     *out = (Traind__V1__CreateModelRequest *)decode(
         ctx, root, &traind__v1__create_model_request__descriptor, "spec", path);
   } else {
-    Traind__V1__Module *m = (Traind__V1__Module *)decode(
-        ctx, root, &traind__v1__module__descriptor, "spec", path);
-    if (m && !(*out = calloc(1, sizeof **out))) {
+    Traind__V1__Module *m =
+        (Traind__V1__Module *)decode(ctx, root, &traind__v1__module__descriptor, "spec", path);
+    Traind__V1__CreateModelRequest *req = m ? malloc(sizeof *req) : NULL;
+    if (m && !req) {
       traind_message_free(m);
       json_decref(root);
       return tc_fail(ctx, TC_EXIT_FAILURE, "out of memory");
     }
-    if (m) {
-      traind__v1__create_model_request__init(*out);
-      (*out)->model = m;
+    if (req) {
+      traind__v1__create_model_request__init(req);
+      req->model = m;
+      *out = req;
     }
   }
   json_decref(root);
@@ -356,7 +364,8 @@ int tc_load_spec(const tc_ctx *ctx, const char *path, Traind__V1__CreateModelReq
 /* --optimizer's value: JSON text, a file, or an algorithm's name ("adam"). */
 static json_t *optimizer_json(const tc_ctx *ctx, const char *arg, const char **source) {
   const char *p = arg;
-  while (isspace((unsigned char)*p)) p++;
+  while (isspace((unsigned char)*p))
+    p++;
   struct stat sb;
   if (*p == '{' || *p == '"') {
     *source = "--optimizer";
@@ -372,8 +381,10 @@ static json_t *optimizer_json(const tc_ctx *ctx, const char *arg, const char **s
   *source = "--optimizer";
   for (const char *c = arg; *c; c++)
     if (!isalnum((unsigned char)*c) && *c != '_') {
-      tc_usage_error(ctx, "--optimizer: '%s' is neither JSON, an existing file nor an "
-                          "algorithm name (sgd, adam, adamw, rmsprop, adagrad)", arg);
+      tc_usage_error(ctx,
+                     "--optimizer: '%s' is neither JSON, an existing file nor an "
+                     "algorithm name (sgd, adam, adamw, rmsprop, adagrad)",
+                     arg);
       return NULL;
     }
   return json_string(arg);

@@ -31,12 +31,12 @@ typedef struct tc_option {
 
 /* The parsed command line of one run. Strings point into argv. */
 typedef struct tc_ctx {
-  const char *prog;        /* "trainctl" */
-  const char *cmd;         /* the subcommand's name */
-  const char *server;      /* --server, $TRAIND_SERVER, or the default */
-  const char *token;       /* --token, $TRAIND_TOKEN, or NULL */
-  int64_t timeout_ms;      /* per-call deadline; 0: none */
-  const tc_option *opts;   /* the subcommand's options, NULL-name terminated */
+  const char *prog;             /* "trainctl" */
+  const char *cmd;              /* the subcommand's name */
+  const char *server;           /* --server, $TRAIND_SERVER, or the default */
+  const char *token;            /* --token, $TRAIND_TOKEN, or NULL */
+  int64_t timeout_ms;           /* per-call deadline; 0: none */
+  const tc_option *opts;        /* the subcommand's options, NULL-name terminated */
   const char *val[TC_MAX_OPTS]; /* val[i]: the value of opts[i] (last one given), or NULL */
   bool set[TC_MAX_OPTS];        /* opts[i] was given */
   const char **pos;             /* positional arguments */
@@ -47,7 +47,7 @@ typedef struct tc_ctx {
 /* A subcommand. run returns the exit code. */
 typedef struct tc_command {
   const char *name;
-  const char *args;    /* positional arguments for the usage line ("ID FILE") */
+  const char *args; /* positional arguments for the usage line ("ID FILE") */
   int min_pos, max_pos;
   const char *summary; /* one line for `trainctl --help` */
   const char *help;    /* the rest of `trainctl CMD --help` */
@@ -55,8 +55,8 @@ typedef struct tc_command {
   int (*run)(tc_ctx *ctx);
 } tc_command;
 
-extern const tc_command tc_cmd_health, tc_cmd_sessions, tc_cmd_info, tc_cmd_create,
-    tc_cmd_train, tc_cmd_checkpoint, tc_cmd_load, tc_cmd_close;
+extern const tc_command tc_cmd_health, tc_cmd_sessions, tc_cmd_info, tc_cmd_create, tc_cmd_train,
+    tc_cmd_checkpoint, tc_cmd_load, tc_cmd_close;
 
 /* ---- options (main.c) */
 /* The value of the option named `name`, or NULL when not given. */
@@ -68,8 +68,7 @@ bool tc_opt_double(const tc_ctx *ctx, const char *name, double min, double max, 
 
 /* ---- errors (main.c) */
 /* Prints "trainctl CMD: <formatted>" to stderr; returns TC_EXIT_USAGE. */
-int tc_usage_error(const tc_ctx *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int tc_usage_error(const tc_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "trainctl CMD: <formatted>" to stderr; returns `code`. */
 int tc_fail(const tc_ctx *ctx, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -97,8 +96,8 @@ int tc_build_request(const tc_ctx *ctx, Traind__V1__CreateModelRequest **out);
 
 /* ---- data (csv.c) */
 typedef struct tc_dataset {
-  float *x;   /* [n, features], malloc'd */
-  int64_t *y; /* [n], malloc'd */
+  float *x;                     /* [n, features], malloc'd */
+  int64_t *y;                   /* [n], malloc'd */
   int64_t n, features, classes; /* classes: the largest label + 1 */
 } tc_dataset;
 
