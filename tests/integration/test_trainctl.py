@@ -5,9 +5,11 @@ import json
 import os
 import pty
 import re
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections import OrderedDict
 
@@ -17,6 +19,7 @@ import torch.nn as nn
 
 import daemon
 import safetensors_np as st
+from client import download, upload_requests
 
 TRAINCTL = os.environ.get("TRAINCTL_BIN",
                           os.path.join(daemon.ROOT, "build", "clients", "c", "trainctl"))
@@ -229,6 +232,36 @@ class TrainctlTest(daemon.DaemonTestCase):
             t0 = time.monotonic()
             self.fails(3, "--timeout", "0.3", "sessions", server=addr, contains=addr)
             self.assertLess(time.monotonic() - t0, 5)
+
+    def test_health_while_draining(self):
+        # An upload held open across SIGTERM keeps a second daemon draining (no timing
+        # involved): health is then NOT_SERVING (exit 5) and new work UNAVAILABLE (exit 3).
+        d = daemon.Daemon("--grace-period", "600", "--log-level", "debug").start()
+        release = threading.Event()
+        self.addCleanup(d.kill)  # cleanups run last first: the stream is released, then this
+        self.addCleanup(release.set)
+        stub = d.stub()
+        sid = self.ok("create", "--spec", MLP_SPEC, server=d.address).stdout.strip()
+        data = download(stub, sid)
+        requests = upload_requests(sid, data, chunk=len(data) // 2 + 1)
+
+        def held_stream():
+            yield requests[0]
+            release.wait(60)
+            yield from requests[1:]
+
+        t = threading.Thread(target=lambda: d.stub().LoadStateDict(held_stream(), timeout=60))
+        t.start()
+        d.wait_for_log(f"session {sid}: LoadStateDict receiving")
+        d.send_signal(signal.SIGTERM)
+        d.wait_for_log("SIGTERM: draining")
+        r = self.fails(5, "health", server=d.address, contains="is NOT_SERVING")
+        self.assertEqual(r.stdout, "NOT_SERVING\n")
+        self.fails(3, "info", sid, server=d.address, contains=("UNAVAILABLE", d.address))
+        release.set()
+        t.join(60)
+        self.assertEqual(d.wait(), 0, d.stderr())
+        d.assert_clean_exit()
 
     def test_server_errors(self):
         unknown = "0123456789abcdef0123456789abcdef"
