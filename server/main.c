@@ -27,7 +27,7 @@
 typedef struct daemon_state {
   traind_config config;
   uv_loop_t loop;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
   uv_timer_t expiry;
   service svc;
   bool stopping;
@@ -65,6 +65,22 @@ static void on_signal(uv_signal_t *sig, int signum) {
   rpc_server_shutdown(d->svc.rpc, (uint64_t)(d->config.grace_period * 1000), on_drained);
 }
 
+/* SIGHUP: the tokens file again. A file that does not parse changes
+ * nothing (the error says where). */
+static void on_sighup(uv_signal_t *sig, int signum) {
+  (void)signum;
+  daemon_state *d = sig->data;
+  if (!d->svc.tokens) {
+    log_info("SIGHUP: no --tokens-file to reload");
+    return;
+  }
+  char error[512];
+  if (tokens_reload(d->svc.tokens, error, sizeof error))
+    log_error("SIGHUP: tokens not reloaded, the previous ones stay: %s", error);
+  else
+    log_info("SIGHUP: tokens reloaded (%d)", tokens_count(d->svc.tokens));
+}
+
 static daemon_state *the_daemon;
 
 static void on_drained(rpc_server *server) {
@@ -73,6 +89,7 @@ static void on_drained(rpc_server *server) {
   d->svc.rpc = NULL;
   uv_close((uv_handle_t *)&d->sigterm, on_closed);
   uv_close((uv_handle_t *)&d->sigint, on_closed);
+  uv_close((uv_handle_t *)&d->sighup, on_closed);
   uv_close((uv_handle_t *)&d->expiry, on_closed);
 }
 
@@ -81,6 +98,31 @@ static void format_address(const char *listen, int port, char *out, size_t size)
   const char *colon = strrchr(listen, ':');
   int host_len = colon ? (int)(colon - listen) : (int)strlen(listen);
   snprintf(out, size, "%.*s:%d", host_len, listen, port);
+}
+
+/* The whole of a (small) PEM file as a string, or NULL with a logged error. */
+static char *read_pem(const char *flag, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    log_error("%s %s: %s", flag, path, strerror(errno));
+    return NULL;
+  }
+  char *text = malloc(1 << 20);
+  size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+  fclose(f);
+  if (!text || n == 0 || n == (1 << 20) - 1) {
+    log_error("%s %s: empty, unreadable or over 1 MiB", flag, path);
+    free(text);
+    return NULL;
+  }
+  text[n] = 0;
+  return text;
+}
+
+/* 127.0.0.0/8, ::1 and localhost: reachable only from this machine. */
+static bool listen_is_loopback(const char *listen) {
+  return !strncmp(listen, "127.", 4) || !strncmp(listen, "localhost:", 10) ||
+         !strncmp(listen, "[::1]:", 6) || !strncmp(listen, "ipv4:127.", 9);
 }
 
 static int make_data_dir(const char *dir) {
@@ -103,6 +145,17 @@ int main(int argc, char **argv) {
   case CONFIG_OK: break;
   }
   log_set_level(d.config.log_level);
+  /* Secure by default: anything beyond this machine needs TLS or tokens,
+   * unless the operator says otherwise in so many words. */
+  if (!listen_is_loopback(d.config.listen) && !*d.config.tls_cert && !*d.config.tokens_file &&
+      !d.config.insecure) {
+    fprintf(stderr,
+            "traind: refusing to listen on %s without TLS (--tls-cert/--tls-key) or tokens "
+            "(--tokens-file): anyone who can reach it could use and read every session. "
+            "Add --insecure (TRAIND_INSECURE=1) if the network is private.\n",
+            d.config.listen);
+    return 2;
+  }
   /* Requests allocate and free the same large buffers over and over (a
    * batch, its activations, a checkpoint). glibc would hand each one above
    * 128 KiB back to the kernel and fault it in again on the next request;
@@ -119,6 +172,20 @@ int main(int argc, char **argv) {
   d.svc.limits.max_parameters = d.config.max_parameters;
   d.svc.limits.max_tensor_elements = d.config.max_tensor_elements;
   int rc = 1;
+  char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
+  if (*d.config.tokens_file) {
+    char error[512];
+    if (tokens_load(d.config.tokens_file, &d.svc.tokens, error, sizeof error)) {
+      log_error("--tokens-file: %s", error);
+      goto out;
+    }
+  }
+  if (*d.config.tls_cert) {
+    tls_cert = read_pem("--tls-cert", d.config.tls_cert);
+    tls_key = read_pem("--tls-key", d.config.tls_key);
+    if (*d.config.tls_client_ca) tls_ca = read_pem("--tls-client-ca", d.config.tls_client_ca);
+    if (!tls_cert || !tls_key || (*d.config.tls_client_ca && !tls_ca)) goto out;
+  }
   if (pool_create(d.config.workers, d.config.blas_threads, &d.svc.pool) ||
       registry_create(d.config.max_sessions, &d.svc.sessions)) {
     log_error("out of memory at start");
@@ -126,7 +193,10 @@ int main(int argc, char **argv) {
   }
   rpc_server_options opts = {.listen = d.config.listen,
                              .max_message_size = d.config.max_message_size,
-                             .user = &d.svc};
+                             .user = &d.svc,
+                             .tls_cert = tls_cert,
+                             .tls_key = tls_key,
+                             .tls_client_ca = tls_ca};
   int port = 0;
   if (rpc_server_create(&d.loop, &opts, service_methods, service_n_methods, &d.svc.rpc, &port))
     goto out;
@@ -140,6 +210,9 @@ int main(int argc, char **argv) {
   d.sigterm.data = d.sigint.data = &d;
   uv_signal_start(&d.sigterm, on_signal, SIGTERM);
   uv_signal_start(&d.sigint, on_signal, SIGINT);
+  uv_signal_init(&d.loop, &d.sighup);
+  d.sighup.data = &d;
+  uv_signal_start(&d.sighup, on_sighup, SIGHUP);
   uv_timer_init(&d.loop, &d.expiry);
   d.expiry.data = &d;
   if (d.config.idle_timeout > 0) {
@@ -155,6 +228,8 @@ int main(int argc, char **argv) {
   log_info("traind started: %d workers, max %d sessions, max message %lld bytes, data dir %s",
            d.config.workers, d.config.max_sessions, (long long)d.config.max_message_size,
            d.config.data_dir);
+  log_info("security: %s, %s", tls_cert ? (tls_ca ? "mutual TLS" : "TLS") : "plaintext",
+           d.svc.tokens ? "bearer tokens required" : "no authentication");
   log_info("listening on %s", address);
 
   uv_run(&d.loop, UV_RUN_DEFAULT);
@@ -169,6 +244,11 @@ out:
   }
   pool_destroy(d.svc.pool);
   registry_destroy(d.svc.sessions);
+  tokens_free(d.svc.tokens);
+  free(tls_cert);
+  if (tls_key) memset(tls_key, 0, strlen(tls_key)); /* a private key: wipe before freeing */
+  free(tls_key);
+  free(tls_ca);
   uv_loop_close(&d.loop);
   grpc_shutdown();
   return rc;

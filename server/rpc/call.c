@@ -13,6 +13,28 @@
 void *rpc_call_server_user(const rpc_call *call) { return call->server->user; }
 const rpc_method *rpc_call_method(const rpc_call *call) { return call->method; }
 const ProtobufCMessage *rpc_call_request(const rpc_call *call) { return call->request; }
+const char *rpc_call_authorization(const rpc_call *call) { return call->authorization; }
+const char *rpc_call_principal(const rpc_call *call) { return call->principal; }
+void rpc_call_set_principal(rpc_call *call, const char *principal) {
+  snprintf(call->principal, sizeof call->principal, "%s", principal);
+}
+
+/* Keeps a copy of the authorization metadata (gRPC's array is the slot's,
+ * re-armed right away). Longer values than any token are not kept. */
+static char *find_authorization(const grpc_metadata_array *md) {
+  for (size_t i = 0; i < md->count; i++) {
+    const grpc_metadata *m = &md->metadata[i];
+    if (grpc_slice_str_cmp(m->key, "authorization") != 0) continue;
+    size_t len = GRPC_SLICE_LENGTH(m->value);
+    if (len > 1024) return NULL;
+    char *value = malloc(len + 1);
+    if (!value) return NULL;
+    memcpy(value, GRPC_SLICE_START_PTR(m->value), len);
+    value[len] = 0;
+    return value;
+  }
+  return NULL;
+}
 void rpc_call_set_user(rpc_call *call, void *user, void (*destroy)(void *user)) {
   call->user = user;
   call->destroy_user = destroy;
@@ -165,6 +187,7 @@ rpc_call *rpc_call_accept(rpc_server *s, rpc_slot *slot) {
   call->tag_finish = (rpc_tag){TAG_FINISH, call};
   call->tag_close = (rpc_tag){TAG_CLOSE, call};
   call->finish_details = grpc_empty_slice();
+  call->authorization = find_authorization(&slot->metadata);
   atomic_init(&call->refs, 1); /* the handler's */
   uv_mutex_lock(&s->calls_lock);
   call->next = s->calls;
@@ -254,6 +277,10 @@ static void on_recv(rpc_call *call, bool ok) {
 static void free_call(rpc_call *call) {
   rpc_server *s = call->server;
   if (call->user && call->destroy_user) call->destroy_user(call->user);
+  if (call->authorization) { /* a secret: do not leave it in freed memory */
+    memset(call->authorization, 0, strlen(call->authorization));
+    free(call->authorization);
+  }
   if (call->request) protobuf_c_message_free_unpacked(call->request, NULL);
   if (call->finish_buffer) grpc_byte_buffer_destroy(call->finish_buffer);
   if (call->send_buffer) grpc_byte_buffer_destroy(call->send_buffer);

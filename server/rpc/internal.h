@@ -73,6 +73,8 @@ struct rpc_call {
   ProtobufCMessage *request;
   void *user;
   void (*destroy_user)(void *);
+  char *authorization;  /* the request's "authorization" metadata, malloc'd; NULL if none */
+  char principal[65];   /* who the service decided the caller is ("" until then) */
   char *peer; /* gpr_malloc'd by gRPC */
   rpc_call *prev, *next; /* the server's list of live calls */
 };

@@ -69,6 +69,9 @@ typedef struct rpc_server_options {
   const char *listen;       /* "127.0.0.1:0" */
   int64_t max_message_size; /* receive and send limit, bytes */
   void *user;               /* handed to handlers through rpc_call_server_user */
+  /* TLS: PEM text (not paths); NULL cert: plaintext. client_ca: require
+   * client certificates it signed. */
+  const char *tls_cert, *tls_key, *tls_client_ca;
 } rpc_server_options;
 
 /* Creates the server on `loop` and binds options->listen. *bound_port is
@@ -110,6 +113,12 @@ void rpc_call_set_user(rpc_call *call, void *user, void (*destroy)(void *user));
 void *rpc_call_user(const rpc_call *call);
 /* The client cancelled, disconnected or its deadline passed. Any thread. */
 bool rpc_call_cancelled(const rpc_call *call);
+/* The value of the call's "authorization" metadata, or NULL. */
+const char *rpc_call_authorization(const rpc_call *call);
+/* Who the service has decided the caller is (a tenant name; at most 64
+ * characters), "" until set. Set once, before the work is queued. */
+void rpc_call_set_principal(rpc_call *call, const char *principal);
+const char *rpc_call_principal(const rpc_call *call);
 /* The peer address, for logs ("ipv4:127.0.0.1:51234"). */
 const char *rpc_call_peer(const rpc_call *call);
 

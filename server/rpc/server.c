@@ -215,7 +215,17 @@ int rpc_server_create(uv_loop_t *loop, const rpc_server_options *options,
     }
   }
 
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds;
+  if (options->tls_cert) {
+    grpc_ssl_pem_key_cert_pair pair = {options->tls_key, options->tls_cert};
+    creds = grpc_ssl_server_credentials_create_ex(
+        options->tls_client_ca, &pair, 1,
+        options->tls_client_ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                               : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
+  } else {
+    creds = grpc_insecure_server_credentials_create();
+  }
   int port = grpc_server_add_http2_port(s->server, options->listen, creds);
   grpc_server_credentials_release(creds);
   if (port == 0) {

@@ -48,11 +48,25 @@ void service_failf(rpc_call *call, grpc_status_code code, const char *fmt, ...) 
 }
 
 bool service_admit(rpc_call *call) {
-  if (!rpc_server_draining(service_of(call)->rpc)) return true;
-  rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE,
-                  "the server is shutting down and takes no new work; retry on another replica",
-                  NULL);
-  return false;
+  service *svc = service_of(call);
+  if (rpc_server_draining(svc->rpc)) {
+    rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE,
+                    "the server is shutting down and takes no new work; retry on another replica",
+                    NULL);
+    return false;
+  }
+  if (!svc->tokens) return true;
+  char tenant[TOKENS_TENANT_MAX + 1];
+  if (!tokens_authenticate(svc->tokens, rpc_call_authorization(call), tenant)) {
+    /* One message whatever was wrong: missing, malformed or unknown. */
+    rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED,
+                    "this server requires a valid bearer token (metadata 'authorization: Bearer "
+                    "TOKEN')",
+                    NULL);
+    return false;
+  }
+  rpc_call_set_principal(call, tenant);
+  return true;
 }
 
 typedef struct queued_work {
@@ -95,7 +109,9 @@ session *service_find(rpc_call *call, const char *session_id, bool take) {
     return NULL;
   }
   registry *r = service_of(call)->sessions;
-  session *s = take ? registry_remove(r, session_id) : registry_get(r, session_id);
+  const char *tenant = rpc_call_principal(call);
+  session *s = take ? registry_remove_owned(r, session_id, tenant)
+                    : registry_get_owned(r, session_id, tenant);
   if (!s)
     service_failf(call, GRPC_STATUS_NOT_FOUND,
                   "session \"%.64s\" not found (never created, closed, or expired)", session_id);

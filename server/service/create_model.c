@@ -15,8 +15,9 @@ typedef struct create_job {
 
 /* Builds everything, then registers the session: a refused spec or a full
  * server leaves nothing behind. */
-static td_status build_session(service *svc, const Traind__V1__CreateModelRequest *req,
+static td_status build_session(rpc_call *call, const Traind__V1__CreateModelRequest *req,
                                session **out) {
+  service *svc = service_of(call);
   *out = NULL;
   if (!req->model) return td_error(TD_ERR_INVALID_ARGUMENT, "model is required");
   if (req->name && strlen(req->name) > SESSION_NAME_MAX)
@@ -34,6 +35,7 @@ static td_status build_session(service *svc, const Traind__V1__CreateModelReques
     td_module_destroy(model);
     return st;
   }
+  snprintf(s->tenant, sizeof s->tenant, "%s", rpc_call_principal(call));
   if (registry_add(svc->sessions, s)) {
     session_release(s);
     return td_error(TD_ERR_NO_MEMORY,
@@ -47,11 +49,10 @@ static td_status build_session(service *svc, const Traind__V1__CreateModelReques
 
 static void create_session(void *arg) {
   rpc_call *call = arg;
-  service *svc = service_of(call);
   const Traind__V1__CreateModelRequest *req =
       (const Traind__V1__CreateModelRequest *)rpc_call_request(call);
   session *s;
-  td_status st = build_session(svc, req, &s);
+  td_status st = build_session(call, req, &s);
   if (st) {
     service_fail(call, st);
     return;

@@ -10,6 +10,7 @@
 
 #include <stdatomic.h>
 
+#include "auth/tokens.h"
 #include "rpc/rpc.h"
 #include "session/session.h"
 #include "spec/spec.h"
@@ -22,6 +23,7 @@ typedef struct service {
   registry *sessions;
   pool *pool;
   rpc_server *rpc; /* set once the server exists */
+  tokens *tokens;  /* NULL: no authentication (every caller is tenant "") */
 } service;
 
 /* The methods of both services, for rpc_server_create. */
@@ -53,9 +55,11 @@ typedef void (*session_work)(rpc_call *call, session *s, const ProtobufCMessage 
  * is finished with CANCELLED without running. */
 void service_queue(rpc_call *call, const char *session_id, session_work work);
 
-/* The open session with this id, as a new reference (take: removed from
- * the registry, whose reference the caller gets). NULL after finishing the
- * call with INVALID_ARGUMENT (empty id) or NOT_FOUND. */
+/* The open session with this id that belongs to the call's tenant, as a new
+ * reference (take: removed from the registry, whose reference the caller
+ * gets). NULL after finishing the call with INVALID_ARGUMENT (empty id) or
+ * NOT_FOUND, which is also what another tenant's session gives: its
+ * existence does not leak. */
 session *service_find(rpc_call *call, const char *session_id, bool take);
 
 /* Queues `work` on s (the caller keeps its own reference). */
@@ -65,7 +69,9 @@ void service_queue_on(rpc_call *call, session *s, session_work work);
  * cancellation at every op (core/cancel.h). */
 void service_run_cancellable(rpc_call *call, void (*run)(void *arg), void *arg);
 
-/* false (and the call is finished with UNAVAILABLE) while draining. */
+/* Whether the call may go on: false, and the call finished, while draining
+ * (UNAVAILABLE) or when tokens are required and the call has no valid one
+ * (UNAUTHENTICATED). On true the call's principal is its tenant. */
 bool service_admit(rpc_call *call);
 
 /* Fills info from s; free with service_info_clear. */

@@ -1,5 +1,6 @@
 /* sessions.c - GetSession, ListSessions, CloseSession and SetTraining. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "service/handlers.h"
 #include "service/service.h"
@@ -35,13 +36,16 @@ void handle_list_sessions(rpc_call *call, const ProtobufCMessage *msg) {
   Traind__V1__SessionInfo **ptrs = calloc((size_t)(n ? n : 1), sizeof *ptrs);
   bool ok = infos && ptrs;
   int filled = 0;
-  for (; ok && filled < n; filled++) {
-    if (service_info_fill(list[filled], &infos[filled])) ok = false;
+  const char *tenant = rpc_call_principal(call);
+  for (int i = 0; ok && i < n; i++) {
+    if (strcmp(list[i]->tenant, tenant)) continue; /* only the caller's own */
+    if (service_info_fill(list[i], &infos[filled])) ok = false;
     ptrs[filled] = &infos[filled];
+    filled++;
   }
   if (ok) {
     resp.sessions = ptrs;
-    resp.n_sessions = (size_t)n;
+    resp.n_sessions = (size_t)filled;
     rpc_call_finish(call, GRPC_STATUS_OK, NULL, &resp.base);
   } else {
     rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);

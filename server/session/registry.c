@@ -61,6 +61,21 @@ static int find(registry *r, const char *id) {
   return -1;
 }
 
+/* -1 also when the session is another tenant's. */
+static int find_owned(registry *r, const char *id, const char *tenant) {
+  int i = find(r, id);
+  return i >= 0 && !strcmp(r->items[i]->tenant, tenant) ? i : -1;
+}
+
+session *registry_get_owned(registry *r, const char *id, const char *tenant) {
+  uv_mutex_lock(&r->lock);
+  int i = find_owned(r, id, tenant);
+  session *s = i >= 0 ? r->items[i] : NULL;
+  if (s) session_retain(s);
+  uv_mutex_unlock(&r->lock);
+  return s;
+}
+
 int registry_add(registry *r, session *s) {
   uv_mutex_lock(&r->lock);
   int rc = -1;
@@ -93,9 +108,9 @@ static session *take(registry *r, int i) {
   return s;
 }
 
-session *registry_remove(registry *r, const char *id) {
+session *registry_remove_owned(registry *r, const char *id, const char *tenant) {
   uv_mutex_lock(&r->lock);
-  int i = find(r, id);
+  int i = find_owned(r, id, tenant);
   session *s = i >= 0 ? take(r, i) : NULL;
   uv_mutex_unlock(&r->lock);
   return s;

@@ -55,6 +55,7 @@ typedef struct session {
   atomic_int refs;
   char id[SESSION_ID_LEN + 1];
   char name[SESSION_NAME_MAX + 1];
+  char tenant[65]; /* who created it ("" without authentication) */
   int64_t created_ms;
   int64_t num_parameters;
   session_param *params; /* state-dict order; fixed for the session's life */
@@ -113,8 +114,11 @@ void registry_destroy(registry *r);
 int registry_add(registry *r, session *s);
 /* A new reference to the open session with this id, or NULL. */
 session *registry_get(registry *r, const char *id);
-/* Removes it (the registry's reference goes to the caller); NULL if absent. */
-session *registry_remove(registry *r, const char *id);
+/* The same for a session of `tenant` only (another tenant's is absent). */
+session *registry_get_owned(registry *r, const char *id, const char *tenant);
+/* Removes the session of `tenant` with this id (the registry's reference
+ * goes to the caller); NULL if absent. */
+session *registry_remove_owned(registry *r, const char *id, const char *tenant);
 /* New references to every open session, oldest first: *out is malloc'd. */
 int registry_list(registry *r, session ***out, int *n);
 int registry_count(registry *r);

@@ -10,10 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum opt_type { OPT_STRING, OPT_INT, OPT_SIZE, OPT_SECONDS, OPT_LEVEL } opt_type;
+typedef enum opt_type { OPT_STRING, OPT_INT, OPT_SIZE, OPT_SECONDS, OPT_LEVEL, OPT_FLAG } opt_type;
 
 /* One row per setting: the flag, its variable, where it goes, the range a
- * number must be in, and the help text (which shows the default). */
+ * number must be in (for a string: its buffer's size), and the help text
+ * (which shows the default). */
 typedef struct option_def {
   const char *flag;
   const char *env;
@@ -27,9 +28,9 @@ typedef struct option_def {
 #define FIELD(f) offsetof(traind_config, f)
 
 static const option_def options[] = {
-    {"--listen", "TRAIND_LISTEN", OPT_STRING, FIELD(listen), 0, 0, "HOST:PORT",
+    {"--listen", "TRAIND_LISTEN", OPT_STRING, FIELD(listen), 0, 256, "HOST:PORT",
      "address to serve on (default 127.0.0.1:50051; port 0 picks a free port, logged)"},
-    {"--data-dir", "TRAIND_DATA_DIR", OPT_STRING, FIELD(data_dir), 0, 0, "DIR",
+    {"--data-dir", "TRAIND_DATA_DIR", OPT_STRING, FIELD(data_dir), 0, 1024, "DIR",
      "where checkpoints are kept (default ./traind-data)"},
     {"--workers", "TRAIND_WORKERS", OPT_INT, FIELD(workers), 1, 256, "N",
      "compute threads; sessions run in parallel on them (default: the number of CPUs)"},
@@ -49,6 +50,16 @@ static const option_def options[] = {
      "SECONDS", "time in-flight calls get to finish after SIGTERM (default 10)"},
     {"--log-level", "TRAIND_LOG_LEVEL", OPT_LEVEL, FIELD(log_level), 0, 0,
      "debug|info|warn|error", "lowest level logged (default info)"},
+    {"--tls-cert", "TRAIND_TLS_CERT", OPT_STRING, FIELD(tls_cert), 0, 1024, "FILE",
+     "serve TLS with this PEM certificate chain (needs --tls-key)"},
+    {"--tls-key", "TRAIND_TLS_KEY", OPT_STRING, FIELD(tls_key), 0, 1024, "FILE",
+     "the PEM private key of --tls-cert"},
+    {"--tls-client-ca", "TRAIND_TLS_CLIENT_CA", OPT_STRING, FIELD(tls_client_ca), 0, 1024, "FILE",
+     "require client certificates signed by this PEM CA (mutual TLS)"},
+    {"--tokens-file", "TRAIND_TOKENS_FILE", OPT_STRING, FIELD(tokens_file), 0, 1024, "FILE",
+     "require 'authorization: Bearer TOKEN'; lines 'TOKEN TENANT' (reloaded on SIGHUP)"},
+    {"--insecure", "TRAIND_INSECURE", OPT_FLAG, FIELD(insecure), 0, 1, "",
+     "allow a non-loopback --listen without TLS or tokens (refused otherwise)"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -76,7 +87,8 @@ static void print_help(void) {
          "the command line wins.\n\n");
   for (size_t i = 0; i < N_OPTIONS; i++) {
     char left[64];
-    snprintf(left, sizeof left, "%s %s", options[i].flag, options[i].arg);
+    snprintf(left, sizeof left, "%s%s%s", options[i].flag, *options[i].arg ? " " : "",
+             options[i].arg);
     printf("  %-34s %s\n  %-34s [%s]\n", left, options[i].help, "", options[i].env);
   }
   printf("  %-34s %s\n", "-h, --help", "show this help and exit");
@@ -108,8 +120,18 @@ static int parse_number(const char *s, opt_type type, double *out) {
 static int apply_option(traind_config *cfg, const option_def *o, const char *value,
                         const char *source) {
   char *field = (char *)cfg + o->offset;
+  if (o->type == OPT_FLAG) {
+    if (strcmp(value, "1") && strcmp(value, "true") && strcmp(value, "0") &&
+        strcmp(value, "false")) {
+      fprintf(stderr, "traind: %s: %s takes 1/true or 0/false, got \"%s\"\n", source, o->flag,
+              value);
+      return -1;
+    }
+    *(int *)field = !strcmp(value, "1") || !strcmp(value, "true");
+    return 0;
+  }
   if (o->type == OPT_STRING) {
-    size_t cap = o->offset == FIELD(listen) ? sizeof cfg->listen : sizeof cfg->data_dir;
+    size_t cap = (size_t)o->max;
     if (!*value || strlen(value) >= cap) {
       fprintf(stderr, "traind: %s: %s must be 1 to %zu characters\n", source, o->flag, cap - 1);
       return -1;
@@ -177,6 +199,7 @@ config_result config_parse(traind_config *cfg, int argc, char **argv) {
       fprintf(stderr, "traind: unknown option \"%s\" (see traind --help)\n", arg);
       return CONFIG_ERROR;
     }
+    if (!value && o->type == OPT_FLAG) value = "1"; /* a flag alone means on */
     if (!value) {
       if (a + 1 >= argc) {
         fprintf(stderr, "traind: %s needs a value (%s)\n", o->flag, o->arg);
@@ -185,6 +208,15 @@ config_result config_parse(traind_config *cfg, int argc, char **argv) {
       value = argv[++a];
     }
     if (apply_option(cfg, o, value, "command line")) return CONFIG_ERROR;
+  }
+  if (!*cfg->tls_cert != !*cfg->tls_key) {
+    fprintf(stderr, "traind: --tls-cert and --tls-key go together; only %s was given\n",
+            *cfg->tls_cert ? "--tls-cert" : "--tls-key");
+    return CONFIG_ERROR;
+  }
+  if (*cfg->tls_client_ca && !*cfg->tls_cert) {
+    fprintf(stderr, "traind: --tls-client-ca needs --tls-cert and --tls-key (it is mutual TLS)\n");
+    return CONFIG_ERROR;
   }
   if (check_listen(cfg->listen)) {
     fprintf(stderr, "traind: --listen must be HOST:PORT with a port in 0..65535; got \"%s\"\n",

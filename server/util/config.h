@@ -23,6 +23,12 @@ typedef struct traind_config {
   double idle_timeout;         /* seconds without a request before a session expires; 0: never */
   double grace_period;         /* seconds in-flight calls get after SIGTERM */
   log_level log_level;
+  /* Security (all optional; see server/auth/auth.h). Empty string: unset. */
+  char tls_cert[1024];      /* PEM certificate chain: serve TLS */
+  char tls_key[1024];       /* its PEM private key */
+  char tls_client_ca[1024]; /* PEM CA: require and verify client certificates */
+  char tokens_file[1024];   /* "TOKEN TENANT" lines: require a bearer token */
+  int insecure;             /* allow a non-loopback address without TLS or tokens */
 } traind_config;
 
 typedef enum config_result {

@@ -1,0 +1,203 @@
+"""Security: TLS (and mutual TLS), bearer tokens with tenants, tenant
+isolation, token reload on SIGHUP, and refusing to serve a non-loopback
+address unprotected. Certificates are made for each run with openssl."""
+import os
+import signal
+import subprocess
+import tempfile
+import unittest
+
+import grpc
+import numpy as np
+
+import daemon
+import specs
+from client import batch, create, forward, tensor
+from daemon import health_pb2, trainer_pb2 as pb, trainer_pb2_grpc as pbg
+
+TOKENS = {"tok-alice-0123456789": "alice", "tok-bob-9876543210": "bob"}
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(d):
+    """A CA, a server certificate for localhost/127.0.0.1, a client
+    certificate, and a second CA that signed nothing of ours."""
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                f"/CN=traind test {ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", cwd=d)
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name, subj in (("server", "/CN=localhost"), ("client", "/CN=traind test client")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", f"{name}.key",
+                "-out", f"{name}.csr", cwd=d)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{name}.pem",
+                cwd=d)
+
+
+def read(d, name):
+    with open(os.path.join(d, name), "rb") as f:
+        return f.read()
+
+
+class PkiTestCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = tempfile.TemporaryDirectory(prefix="traind-pki-")
+        make_pki(cls.pki.name)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pki.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.pki.name, name)
+
+    def tls_stub(self, d, ca="ca.pem", client_cert=False):
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=read(self.pki.name, ca),
+            private_key=read(self.pki.name, "client.key") if client_cert else None,
+            certificate_chain=read(self.pki.name, "client.pem") if client_cert else None)
+        port = d.address.rsplit(":", 1)[1]
+        channel = grpc.secure_channel(f"localhost:{port}", creds, options=daemon.CHANNEL_OPTIONS)
+        self.addCleanup(channel.close)
+        return pbg.TrainerStub(channel)
+
+
+class TlsTest(PkiTestCase):
+    def test_tls(self):
+        with daemon.Daemon("--tls-cert", self.path("server.pem"),
+                           "--tls-key", self.path("server.key")) as d:
+            stub = self.tls_stub(d)
+            sid = create(stub, specs.mlp_small()).session_id
+            forward(stub, sid, batch(np.random.default_rng(0), 2)[0])
+            self.assertIn("security: TLS", d.stderr())
+            # Plaintext to a TLS port, or a CA that did not sign it: no call.
+            for bad in (d.stub(), self.tls_stub(d, ca="other-ca.pem")):
+                with self.assertRaises(grpc.RpcError) as cm:
+                    bad.ListSessions(pb.ListSessionsRequest(), timeout=10)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+    def test_mutual_tls(self):
+        with daemon.Daemon("--tls-cert", self.path("server.pem"),
+                           "--tls-key", self.path("server.key"),
+                           "--tls-client-ca", self.path("ca.pem")) as d:
+            ok = self.tls_stub(d, client_cert=True)
+            self.assertEqual(len(ok.ListSessions(pb.ListSessionsRequest()).sessions), 0)
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.tls_stub(d).ListSessions(pb.ListSessionsRequest(), timeout=10)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+
+class TokenTest(daemon.DaemonTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory(prefix="traind-tokens-")
+        cls.tokens_file = os.path.join(cls.dir.name, "tokens")
+        cls.write_tokens(TOKENS)
+        cls.FLAGS = daemon.DaemonTestCase.FLAGS + ("--tokens-file", cls.tokens_file)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.dir.cleanup()
+
+    @classmethod
+    def write_tokens(cls, tokens, extra=""):
+        with open(cls.tokens_file, "w") as f:
+            f.write("# token tenant\n\n")
+            for tok, tenant in tokens.items():
+                f.write(f"{tok} {tenant}\n")
+            f.write(extra)
+
+    def md(self, token):
+        return [("authorization", f"Bearer {token}")]
+
+    def test_missing_wrong_or_malformed_token(self):
+        for md in ([], self.md("not-a-token"), [("authorization", "tok-alice-0123456789")],
+                   self.md("tok-alice-012345678"), self.md("tok-alice-0123456789x")):
+            for call in (lambda: self.stub.ListSessions(pb.ListSessionsRequest(), metadata=md),
+                         lambda: self.stub.CreateModel(
+                             pb.CreateModelRequest(model=specs.mlp_small()), metadata=md)):
+                msg = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, call,
+                                          contains="bearer token")
+                self.assertNotIn("tok-", msg)
+        # Health needs no token: probes and load balancers ask it.
+        r = self.daemon.health().Check(health_pb2.HealthCheckRequest())
+        self.assertEqual(r.status, health_pb2.HealthCheckResponse.SERVING)
+
+    def test_tenants_see_only_their_sessions(self):
+        alice, bob = self.md("tok-alice-0123456789"), self.md("tok-bob-9876543210")
+        sid = self.stub.CreateModel(pb.CreateModelRequest(model=specs.mlp_small()),
+                                    metadata=alice).session_id
+        x = tensor(np.zeros((1, 64), np.float32))
+        for call in (lambda: self.stub.GetSession(pb.GetSessionRequest(session_id=sid),
+                                                  metadata=bob),
+                     lambda: self.stub.Forward(pb.ForwardRequest(session_id=sid, input=x),
+                                               metadata=bob),
+                     lambda: self.stub.CloseSession(pb.CloseSessionRequest(session_id=sid),
+                                                    metadata=bob)):
+            # Exactly what a session that never existed gives.
+            msg = self.assertRpcError(grpc.StatusCode.NOT_FOUND, call, contains="not found")
+            self.assertIn("never created, closed, or expired", msg)
+        mine = self.stub.ListSessions(pb.ListSessionsRequest(), metadata=alice).sessions
+        theirs = self.stub.ListSessions(pb.ListSessionsRequest(), metadata=bob).sessions
+        self.assertIn(sid, [s.session_id for s in mine])
+        self.assertNotIn(sid, [s.session_id for s in theirs])
+        # Still alice's, untouched by bob's attempts.
+        self.stub.Forward(pb.ForwardRequest(session_id=sid, input=x), metadata=alice)
+        self.stub.CloseSession(pb.CloseSessionRequest(session_id=sid), metadata=alice)
+        for tok in TOKENS:
+            self.assertNotIn(tok, self.daemon.stderr())
+
+    def test_sighup_reloads_tokens(self):
+        carol = self.md("tok-carol-555")
+        list_as_carol = lambda: self.stub.ListSessions(pb.ListSessionsRequest(), metadata=carol)
+        self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, list_as_carol)
+        try:
+            self.write_tokens(dict(TOKENS, **{"tok-carol-555": "carol"}))
+            self.daemon.send_signal(signal.SIGHUP)
+            self.daemon.wait_for_log("SIGHUP: tokens reloaded (3)")
+            list_as_carol()
+            # A broken file changes nothing: the error names the line.
+            self.write_tokens(TOKENS, extra="only-a-token\n")
+            self.daemon.send_signal(signal.SIGHUP)
+            self.daemon.wait_for_log("tokens not reloaded")
+            self.assertIn(":5: expected 'TOKEN TENANT'", self.daemon.stderr())
+            list_as_carol()
+        finally:
+            self.write_tokens(TOKENS)
+            self.daemon.send_signal(signal.SIGHUP)
+
+
+class SecureByDefaultTest(unittest.TestCase):
+    def run_traind(self, *flags):
+        with tempfile.TemporaryDirectory() as tmp:
+            return subprocess.run([daemon.BIN, "--data-dir", os.path.join(tmp, "d"), *flags],
+                                  capture_output=True, text=True, timeout=30)
+
+    def test_non_loopback_needs_tls_tokens_or_insecure(self):
+        r = self.run_traind("--listen", "0.0.0.0:0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("refusing to listen on 0.0.0.0:0 without TLS", r.stderr)
+        self.assertIn("--insecure", r.stderr)
+
+    def test_insecure_starts(self):
+        with daemon.Daemon("--listen", "0.0.0.0:0", "--insecure") as d:
+            self.assertIn("plaintext, no authentication", d.stderr())
+
+    def test_tls_flags_go_together(self):
+        r = self.run_traind("--tls-cert", "/nonexistent.pem")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--tls-cert and --tls-key go together", r.stderr)
+        r = self.run_traind("--tokens-file", "/nonexistent-tokens")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("cannot read /nonexistent-tokens", r.stderr)
+
+
+if __name__ == "__main__":
+    daemon.main()
