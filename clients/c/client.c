@@ -88,6 +88,58 @@ static bool wait_ready(traind_client *c, int64_t timeout_ms) {
   return true;
 }
 
+/* The whole PEM file as a string (malloc'd), or NULL with *st set. */
+static char *read_pem(const char *what, const char *path, traind_status *st) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    int err = errno;
+    *st = tc_error(TRAIND_INVALID_ARGUMENT, "traind_connect: %s %s: %s", what, path,
+                   strerror(err));
+    st->sys_errno = err;
+    return NULL;
+  }
+  char *text = malloc(1 << 20);
+  size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+  fclose(f);
+  if (!text || n == 0) {
+    free(text);
+    *st = tc_error(TRAIND_INVALID_ARGUMENT, "traind_connect: %s %s: empty or unreadable", what,
+                   path);
+    return NULL;
+  }
+  text[n] = 0;
+  return text;
+}
+
+/* TLS credentials from opts, or insecure ones; NULL with *st set on error. */
+static grpc_channel_credentials *channel_credentials(const traind_client_options *opts,
+                                                     traind_status *st) {
+  if (!opts->tls_ca_file && !opts->tls_cert_file && !opts->tls_key_file)
+    return grpc_insecure_credentials_create();
+  if (!opts->tls_cert_file != !opts->tls_key_file) {
+    *st = tc_error(TRAIND_INVALID_ARGUMENT,
+                   "traind_connect: tls_cert_file and tls_key_file go together");
+    return NULL;
+  }
+  char *ca = NULL, *cert = NULL, *key = NULL;
+  grpc_channel_credentials *creds = NULL;
+  if (opts->tls_ca_file && !(ca = read_pem("tls_ca_file", opts->tls_ca_file, st))) goto out;
+  if (opts->tls_cert_file) {
+    if (!(cert = read_pem("tls_cert_file", opts->tls_cert_file, st))) goto out;
+    if (!(key = read_pem("tls_key_file", opts->tls_key_file, st))) goto out;
+  }
+  grpc_ssl_pem_key_cert_pair pair = {key, cert};
+  /* No CA file: the system's roots (gRPC's default). */
+  creds = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+  if (!creds) *st = tc_error(TRAIND_INVALID_ARGUMENT, "traind_connect: bad TLS credentials");
+out:
+  free(ca);
+  free(cert);
+  if (key) memset(key, 0, strlen(key)); /* a private key: wipe before freeing */
+  free(key);
+  return creds;
+}
+
 traind_status traind_connect(const traind_client_options *opts, traind_client **out) {
   if (!out) return tc_error(TRAIND_INVALID_ARGUMENT, "traind_connect: out is NULL");
   *out = NULL;
@@ -128,7 +180,14 @@ traind_status traind_connect(const traind_client_options *opts, traind_client **
        .value.integer = (int)max_msg},
   };
   grpc_channel_args chargs = {2, args};
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  traind_status st = {0};
+  grpc_channel_credentials *creds = channel_credentials(opts, &st);
+  if (!creds) { /* no channel or queue yet: undo what is done so far */
+    free(c->auth_value);
+    free(c);
+    grpc_shutdown();
+    return st;
+  }
   c->channel = grpc_channel_create(target, creds, &chargs);
   grpc_channel_credentials_release(creds);
   c->cq = grpc_completion_queue_create_for_pluck(NULL);

@@ -93,6 +93,12 @@ typedef struct traind_client_options {
                                   be ready and fails with UNAVAILABLE otherwise;
                                   0: connect lazily on the first call */
   const char *token;           /* sent as "authorization: Bearer <token>"; NULL: none */
+  /* TLS: a PEM file of the CA(s) that signed the server's certificate;
+   * NULL: plaintext. tls_cert_file/tls_key_file: this client's certificate and
+   * key, for a server that requires them (mutual TLS); both or neither. */
+  const char *tls_ca_file;
+  const char *tls_cert_file;
+  const char *tls_key_file;
 } traind_client_options;
 
 typedef struct traind_client traind_client;

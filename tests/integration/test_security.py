@@ -16,6 +16,8 @@ from client import batch, create, forward, tensor
 from daemon import health_pb2, trainer_pb2 as pb, trainer_pb2_grpc as pbg
 
 TOKENS = {"tok-alice-0123456789": "alice", "tok-bob-9876543210": "bob"}
+TRAINCTL = os.environ.get("TRAINCTL_BIN", os.path.join(daemon.ROOT, "build", "clients", "c",
+                                                        "trainctl"))
 
 
 def openssl(*args, cwd):
@@ -81,6 +83,24 @@ class TlsTest(PkiTestCase):
                     bad.ListSessions(pb.ListSessionsRequest(), timeout=10)
                 self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
+    def test_tls_clients(self):
+        # trainctl and the Python package speak TLS too (the C library under
+        # trainctl takes the same files).
+        with daemon.Daemon("--tls-cert", self.path("server.pem"),
+                           "--tls-key", self.path("server.key")) as d:
+            target = "localhost:" + d.address.rsplit(":", 1)[1]
+            ok = subprocess.run([TRAINCTL, "--server", target, "--tls-ca", self.path("ca.pem"),
+                                 "health"], capture_output=True, text=True, timeout=60)
+            self.assertEqual(ok.returncode, 0, ok.stderr)
+            self.assertIn("SERVING", ok.stdout)
+            plain = subprocess.run([TRAINCTL, "--server", target, "health"],
+                                   capture_output=True, text=True, timeout=60)
+            self.assertEqual(plain.returncode, 3, plain.stderr)
+            import traind
+            with traind.connect(target, tls=self.path("ca.pem")) as client:
+                model = client.create_model(traind.nn.Sequential(traind.nn.Linear(4, 2)))
+                self.assertEqual(model.forward(np.zeros((1, 4), np.float32)).shape, (1, 2))
+
     def test_mutual_tls(self):
         with daemon.Daemon("--tls-cert", self.path("server.pem"),
                            "--tls-key", self.path("server.key"),
@@ -90,6 +110,17 @@ class TlsTest(PkiTestCase):
             with self.assertRaises(grpc.RpcError) as cm:
                 self.tls_stub(d).ListSessions(pb.ListSessionsRequest(), timeout=10)
             self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            target = "localhost:" + d.address.rsplit(":", 1)[1]
+            r = subprocess.run([TRAINCTL, "--server", target, "--tls-ca", self.path("ca.pem"),
+                                "--tls-cert", self.path("client.pem"),
+                                "--tls-key", self.path("client.key"), "sessions"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            import traind
+            with traind.connect(target, tls=self.path("ca.pem"),
+                                client_cert=(self.path("client.pem"),
+                                             self.path("client.key"))) as client:
+                self.assertEqual(client.sessions(), [])
 
 
 class TokenTest(daemon.DaemonTestCase):
@@ -153,6 +184,23 @@ class TokenTest(daemon.DaemonTestCase):
         self.stub.CloseSession(pb.CloseSessionRequest(session_id=sid), metadata=alice)
         for tok in TOKENS:
             self.assertNotIn(tok, self.daemon.stderr())
+
+    def test_token_clients(self):
+        import traind
+        with traind.connect(self.daemon.address, token="tok-bob-9876543210") as client:
+            model = client.create_model(traind.nn.Sequential(traind.nn.Linear(4, 2)))
+            self.assertEqual([s.session_id for s in client.sessions()], [model.session_id])
+        with traind.connect(self.daemon.address, token="wrong") as client:
+            with self.assertRaises(traind.Unauthenticated):
+                client.sessions()
+        r = subprocess.run([TRAINCTL, "--server", self.daemon.address, "sessions"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("UNAUTHENTICATED", r.stderr)
+        r = subprocess.run([TRAINCTL, "--server", self.daemon.address, "sessions"],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, TRAIND_TOKEN="tok-bob-9876543210"))
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_sighup_reloads_tokens(self):
         carol = self.md("tok-carol-555")

@@ -18,11 +18,14 @@ static const tc_command *const commands[] = {
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
-enum { G_SERVER, G_TOKEN, G_TIMEOUT, G_HELP, N_GLOBAL };
+enum { G_SERVER, G_TOKEN, G_TLS_CA, G_TLS_CERT, G_TLS_KEY, G_TIMEOUT, G_HELP, N_GLOBAL };
 static const tc_option global_opts[] = {
     {"server", 0, true, "HOST:PORT",
      "the daemon's address (env TRAIND_SERVER; default " TRAIND_DEFAULT_TARGET ")"},
     {"token", 0, true, "TOKEN", "bearer token sent with every call (env TRAIND_TOKEN)"},
+    {"tls-ca", 0, true, "FILE", "use TLS, trusting this PEM CA (env TRAIND_TLS_CA)"},
+    {"tls-cert", 0, true, "FILE", "client certificate for mutual TLS (env TRAIND_TLS_CERT)"},
+    {"tls-key", 0, true, "FILE", "its private key (env TRAIND_TLS_KEY)"},
     {"timeout", 0, true, "SECONDS", "deadline of each call, 0 for none (default 60; 2 for health)"},
     {"help", 'h', false, NULL, "show help (trainctl COMMAND --help for a command)"},
     {NULL, 0, false, NULL, NULL},
@@ -44,8 +47,8 @@ static void print_options(FILE *f, const tc_option *opts) {
 }
 
 static void print_main_help(FILE *f) {
-  fprintf(f, "usage: trainctl [--server HOST:PORT] [--token TOKEN] [--timeout SECONDS] COMMAND "
-             "[ARGS]\n\n"
+  fprintf(f, "usage: trainctl [--server HOST:PORT] [--token TOKEN] [--tls-ca FILE] "
+             "[--timeout SECONDS] COMMAND [ARGS]\n\n"
              "Drives a traind training server over gRPC.\n\ncommands:\n");
   for (size_t i = 0; i < N_COMMANDS; i++)
     fprintf(f, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
@@ -111,11 +114,20 @@ int tc_rpc_error(const tc_ctx *ctx, const char *what, traind_status *st) {
   return code;
 }
 
+/* A flag's value, else the environment variable's, else NULL (empty = unset). */
+static const char *flag_or_env(const char *flag, const char *env) {
+  const char *v = flag ? flag : getenv(env);
+  return v && *v ? v : NULL;
+}
+
 int tc_connect(tc_ctx *ctx) {
   traind_client_options o;
   traind_client_options_init(&o);
   o.target = ctx->server;
   o.token = ctx->token;
+  o.tls_ca_file = ctx->tls_ca;
+  o.tls_cert_file = ctx->tls_cert;
+  o.tls_key_file = ctx->tls_key;
   o.timeout_ms = ctx->timeout_ms;
   traind_status st = traind_connect(&o, &ctx->client);
   return st.code ? tc_rpc_error(ctx, "connect", &st) : 0;
@@ -283,6 +295,11 @@ static int parse_args(int argc, char **argv, tc_ctx *ctx, const tc_command **cmd
   if (!*ctx->server) return tc_usage_error(ctx, "--server: empty address");
   ctx->token = gval[G_TOKEN] ? gval[G_TOKEN] : env_token;
   if (ctx->token && !*ctx->token) ctx->token = NULL;
+  ctx->tls_ca = flag_or_env(gval[G_TLS_CA], "TRAIND_TLS_CA");
+  ctx->tls_cert = flag_or_env(gval[G_TLS_CERT], "TRAIND_TLS_CERT");
+  ctx->tls_key = flag_or_env(gval[G_TLS_KEY], "TRAIND_TLS_KEY");
+  if (!ctx->tls_cert != !ctx->tls_key)
+    return tc_usage_error(ctx, "--tls-cert and --tls-key go together");
   double timeout = *cmd == &tc_cmd_health ? HEALTH_DEFAULT_TIMEOUT_S : DEFAULT_TIMEOUT_S;
   if (gval[G_TIMEOUT] && (!parse_double(gval[G_TIMEOUT], &timeout) || timeout < 0 || timeout > 1e7))
     return tc_usage_error(ctx, "--timeout: expected seconds >= 0, got '%s'", gval[G_TIMEOUT]);

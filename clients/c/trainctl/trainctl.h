@@ -35,6 +35,9 @@ typedef struct tc_ctx {
   const char *cmd;              /* the subcommand's name */
   const char *server;           /* --server, $TRAIND_SERVER, or the default */
   const char *token;            /* --token, $TRAIND_TOKEN, or NULL */
+  const char *tls_ca;           /* --tls-ca, $TRAIND_TLS_CA, or NULL (plaintext) */
+  const char *tls_cert;         /* --tls-cert / --tls-key: mutual TLS, or NULL */
+  const char *tls_key;
   int64_t timeout_ms;           /* per-call deadline; 0: none */
   const tc_option *opts;        /* the subcommand's options, NULL-name terminated */
   const char *val[TC_MAX_OPTS]; /* val[i]: the value of opts[i] (last one given), or NULL */

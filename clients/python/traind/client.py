@@ -29,13 +29,24 @@ CHUNK_SIZE = 1 * MIB  # checkpoint upload pieces (the server streams downloads t
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
-def connect(address, token=None, tls=None, timeout=None, options=()):
+def _pem(value, what):
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, (str, os.PathLike)):
+        with open(value, "rb") as f:
+            return f.read()
+    raise TypeError(f"{what}: expected PEM bytes or a path, got {type(value).__name__}")
+
+
+def connect(address, token=None, tls=None, timeout=None, options=(), client_cert=None):
     """A Client for the traind server at `address` ("host:port").
 
     token:   sent with every call as "authorization: Bearer <token>".
     tls:     None for plaintext; True for TLS with the system's root
              certificates; bytes (PEM) or a path to a PEM file for TLS with
              those root certificates.
+    client_cert: (certificate, private key), each PEM bytes or a path, for a
+             server that requires client certificates (mutual TLS; needs tls).
     timeout: default deadline in seconds for each call (None: no deadline).
     options: extra gRPC channel options, (key, value) pairs.
 
@@ -43,20 +54,17 @@ def connect(address, token=None, tls=None, timeout=None, options=()):
     traind.Unavailable on the first call (or from client.health()).
     """
     opts = CHANNEL_OPTIONS + list(options)
+    if client_cert is not None and (tls is None or tls is False):
+        raise ValueError("client_cert needs tls (client certificates are part of TLS)")
     if tls is None or tls is False:
         channel = grpc.insecure_channel(address, options=opts)
     else:
-        if tls is True:
-            roots = None
-        elif isinstance(tls, (bytes, bytearray)):
-            roots = bytes(tls)
-        elif isinstance(tls, (str, os.PathLike)):
-            with open(tls, "rb") as f:
-                roots = f.read()
-        else:
-            raise TypeError(f"tls: expected None, True, PEM bytes or a path, got "
-                            f"{type(tls).__name__}")
-        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=opts)
+        roots = None if tls is True else _pem(tls, "tls")
+        cert = key = None
+        if client_cert is not None:
+            cert, key = (_pem(v, "client_cert") for v in client_cert)
+        creds = grpc.ssl_channel_credentials(roots, private_key=key, certificate_chain=cert)
+        channel = grpc.secure_channel(address, creds, options=opts)
     return Client(channel, address=address, token=token, timeout=timeout)
 
 
