@@ -18,6 +18,8 @@ packages=(
   libcmocka-dev valgrind python3-numpy python3-torch
   # integration tests: Python gRPC stubs under /usr/bin/python3
   python3-grpcio python3-protobuf
+  # deployment checks (deploy.manifests): YAML, systemd-analyze
+  python3-yaml systemd
 )
 
 missing=()
