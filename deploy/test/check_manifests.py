@@ -113,11 +113,13 @@ def dockerfile_facts(df, env_names, deps, errors):
     if len(df["stages"]) < 2:
         e("Dockerfile: needs a build stage and a runtime stage")
         return facts
-    build, runtime = df["stages"][0], df["stages"][-1]
+    runtime = df["stages"][-1]
+    build_instr = [x for st in df["stages"][:-1] for x in st["instr"]]
+    names = {st["name"] for st in df["stages"]}
     for st in df["stages"]:
-        if st["from"] not in ("${BASE}", "$BASE"):
+        if st["from"] not in ("${BASE}", "$BASE") and st["from"] not in names:
             e(f"Dockerfile: stage {st['name']} is FROM {st['from']}, not the BASE argument")
-    build_pkgs = set().union(*[apt_packages(a) for i, a in build["instr"] if i == "RUN"])
+    build_pkgs = set().union(*[apt_packages(a) for i, a in build_instr if i == "RUN"])
     if not build_pkgs:
         e("Dockerfile: the build stage installs no packages")
     for p in sorted(build_pkgs - deps):
@@ -167,7 +169,7 @@ def dockerfile_facts(df, env_names, deps, errors):
     copies = " ".join(a for i, a in ri if i == "COPY")
     if "--from=" not in copies:
         e("Dockerfile: the runtime stage copies nothing from the build stage")
-    built = " ".join(a for i, a in build["instr"] if i == "RUN")
+    built = " ".join(a for i, a in build_instr if i == "RUN")
     for target in ("traind_daemon", "trainctl"):
         if not re.search(rf"--target\b[^&]*\b{target}\b", built):
             e(f"Dockerfile: the build stage does not build target {target}")
