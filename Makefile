@@ -8,6 +8,7 @@
 #   make test-deploy     build the container image (podman) and prove it serves
 BUILD ?= build
 BUILD_SAN ?= build-sanitize
+BUILD_TSAN ?= build-tsan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
@@ -25,6 +26,17 @@ build: deps
 build-sanitize: deps
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DTRAIND_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(BUILD_SAN) -j $(JOBS)
+
+build-tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAIND_TSAN=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+
+# The daemon's integration tests (concurrent sessions, shutdown with calls in
+# flight, ...) under ThreadSanitizer. tests/tsan.supp says what is suppressed
+# and why (libraries not built with TSan).
+test-tsan: build-tsan
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0" \
+	  ctest --test-dir $(BUILD_TSAN) -L integration --output-on-failure -j $(JOBS)
 
 # Until the daemon exists, the main job is the engine training in-process:
 # an MLP on the digits data set, checked by PyTorch loading its checkpoint.
@@ -53,4 +65,4 @@ bench-rpc: build
 	sh tests/bench/run_bench_rpc.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN)

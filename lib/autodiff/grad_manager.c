@@ -12,6 +12,7 @@
  * is complete and can be handed to the op's backward and dropped.
  */
 #include "autodiff/grad_manager.h"
+#include "core/cancel.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -357,7 +358,8 @@ td_status td_gm_backward(td_grad_manager *gm, td_tensor *y, td_tensor *dy) {
     td_tensor *gy = grads[e->output_slot];
     if (!gy) continue;
     grads[e->output_slot] = NULL;
-    st = run_entry(e, gy, grads);
+    st = td_cancel_poll();
+    if (!st) st = run_entry(e, gy, grads);
     td_tensor_release(gy);
   }
 

@@ -55,6 +55,7 @@ const char *td_status_name(td_status code) {
   case TD_ERR_IO: return "IO";
   case TD_ERR_FORMAT: return "FORMAT";
   case TD_ERR_INTERNAL: return "INTERNAL";
+  case TD_ERR_CANCELLED: return "CANCELLED";
   }
   return "UNKNOWN";
 }

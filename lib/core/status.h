@@ -29,6 +29,7 @@ typedef enum td_status {
   TD_ERR_IO,                 /* the operating system refused a read or write */
   TD_ERR_FORMAT,             /* a file or buffer is malformed (safetensors, JSON) */
   TD_ERR_INTERNAL,           /* a bug in traind: please report it */
+  TD_ERR_CANCELLED,          /* the caller's cancellation check said stop (see cancel.h) */
 } td_status;
 
 #ifdef __GNUC__

@@ -3,6 +3,7 @@
 
 #include "autodiff/tape.h"
 #include "core/alloc.h"
+#include "core/cancel.h"
 #include "functional/op.h"
 
 /* TD_OP_LINKAGE is empty in the finished library: every op must be defined
@@ -80,6 +81,8 @@ td_status td_apply(td_op op, const void *params, td_tensor *const *inputs, int n
                     n_inputs);
   if (n_inputs < 0 || (n_inputs > 0 && !inputs))
     return td_error(TD_ERR_INVALID_ARGUMENT, "%s: no inputs", def->name);
+  td_status cancelled = td_cancel_poll(); /* every op is a boundary (cancel.h) */
+  if (cancelled) return cancelled;
 
   td_op_ctx ctx;
   memset(&ctx, 0, sizeof ctx);

@@ -69,7 +69,9 @@ static size_t buffer_length(grpc_byte_buffer *bb) { return grpc_byte_buffer_leng
  * reference is then given back). */
 static bool start(rpc_call *call, const grpc_op *ops, size_t n, rpc_tag *tag) {
   atomic_fetch_add(&call->refs, 1);
-  grpc_call_error err = grpc_call_start_batch(call->call, ops, n, tag, NULL);
+  grpc_call *c = call->call;
+  RPC_HANDOFF_RELEASE(tag); /* after the last read of the batch's fields */
+  grpc_call_error err = grpc_call_start_batch(c, ops, n, tag, NULL);
   if (err == GRPC_CALL_OK) return true;
   log_error("rpc: %s: grpc_call_start_batch failed (error %d)",
             call->method ? call->method->path : "?", (int)err);
@@ -87,7 +89,8 @@ static void start_recv(rpc_call *call) {
 void rpc_call_finish(rpc_call *call, grpc_status_code status, const char *message,
                      const ProtobufCMessage *response) {
   if (atomic_exchange(&call->finished, true)) {
-    log_error("rpc: %s finished twice (a bug in its handler)", call->method->path);
+    log_error("rpc: %s finished twice (a bug in its handler)",
+              call->method ? call->method->path : "?");
     return;
   }
   grpc_op ops[3];
@@ -124,7 +127,7 @@ void rpc_call_send(rpc_call *call, const ProtobufCMessage *message,
   if (!start(call, ops, n, &call->tag_send)) {
     grpc_byte_buffer_destroy(call->send_buffer);
     call->send_buffer = NULL;
-    /* Report the failure the way a failed send completes: on the loop. */
+    /* Report it as a send that failed in flight would be. */
     call->sent = NULL;
     if (sent) sent(call, false);
   }

@@ -57,6 +57,7 @@ static void cq_thread_main(void *arg) {
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     if (ev.type != GRPC_OP_COMPLETE) continue;
     rpc_tag *tag = ev.tag;
+    RPC_HANDOFF_ACQUIRE(tag);
     if (!handle_here(&ev))
       rpc_server_post(s, tag, ev.success != 0);
     else if (tag->kind == TAG_NEW_CALL)
@@ -134,6 +135,7 @@ static void arm_slot(rpc_slot *slot) {
   grpc_metadata_array_init(&slot->metadata);
   grpc_call_details_init(&slot->details);
   grpc_call_error err;
+  RPC_HANDOFF_RELEASE(&slot->tag);
   if (slot->registered)
     err = grpc_server_request_registered_call(s->server, slot->registered, &slot->call,
                                               &slot->deadline, &slot->metadata,
@@ -297,10 +299,14 @@ static void maybe_finish_shutdown(rpc_server *s) {
     if (atomic_load(&s->n_calls) == 0) start_grpc_shutdown(s);
     return;
   }
+  /* Slots first: a slot that delivers a call counts the call before it
+   * stops counting itself (on_slot_event), so reading in this order never
+   * misses one in between. */
+  bool slots_left = atomic_load(&s->slots_armed) != 0;
   uv_mutex_lock(&s->calls_lock);
   bool calls_left = atomic_load(&s->n_calls) != 0;
   uv_mutex_unlock(&s->calls_lock);
-  if (!s->shutdown_tag_seen || calls_left || atomic_load(&s->slots_armed) || s->cq_shut) return;
+  if (!s->shutdown_tag_seen || slots_left || calls_left || s->cq_shut) return;
   s->cq_shut = true;
   grpc_server_destroy(s->server);
   s->server = NULL;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cancel.h"
 #include "core/status.h"
 #include "service/service.h"
 #include "util/log.h"
@@ -21,6 +22,7 @@ grpc_status_code service_status_code(td_status st) {
   case TD_ERR_FORMAT: return GRPC_STATUS_INVALID_ARGUMENT; /* a client's bytes were bad */
   case TD_ERR_IO: return GRPC_STATUS_INTERNAL;
   case TD_ERR_INTERNAL: return GRPC_STATUS_INTERNAL;
+  case TD_ERR_CANCELLED: return GRPC_STATUS_CANCELLED;
   }
   return GRPC_STATUS_INTERNAL;
 }
@@ -60,28 +62,48 @@ typedef struct queued_work {
   session_work work;
 } queued_work;
 
+static bool call_cancelled(void *call) { return rpc_call_cancelled(call); }
+
+void service_run_cancellable(rpc_call *call, void (*run)(void *arg), void *arg) {
+  td_cancel_set(call_cancelled, call);
+  run(arg);
+  td_cancel_set(NULL, NULL);
+}
+
+static void run_work(void *arg) {
+  queued_work *q = arg;
+  q->work(q->call, q->session, rpc_call_request(q->call));
+}
+
+/* A call whose client went away (or whose deadline passed) while it waited
+ * is not started; one that goes away while it runs stops at the next op
+ * (core/cancel.h) and, like any failure, leaves the session unchanged. */
 static void run_queued(session_job *job) {
   queued_work *q = (queued_work *)job;
   if (rpc_call_cancelled(q->call))
     rpc_call_finish(q->call, GRPC_STATUS_CANCELLED, "cancelled before it ran", NULL);
   else
-    q->work(q->call, q->session, rpc_call_request(q->call));
+    service_run_cancellable(q->call, run_work, q);
   free(q);
+}
+
+session *service_find(rpc_call *call, const char *session_id, bool take) {
+  if (!session_id || !*session_id) {
+    rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "session_id is required", NULL);
+    return NULL;
+  }
+  registry *r = service_of(call)->sessions;
+  session *s = take ? registry_remove(r, session_id) : registry_get(r, session_id);
+  if (!s)
+    service_failf(call, GRPC_STATUS_NOT_FOUND,
+                  "session \"%.64s\" not found (never created, closed, or expired)", session_id);
+  return s;
 }
 
 void service_queue(rpc_call *call, const char *session_id, session_work work) {
   if (!service_admit(call)) return;
-  service *svc = service_of(call);
-  if (!session_id || !*session_id) {
-    rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "session_id is required", NULL);
-    return;
-  }
-  session *s = registry_get(svc->sessions, session_id);
-  if (!s) {
-    service_failf(call, GRPC_STATUS_NOT_FOUND,
-                  "session \"%.64s\" not found (never created, closed, or expired)", session_id);
-    return;
-  }
+  session *s = service_find(call, session_id, false);
+  if (!s) return;
   service_queue_on(call, s, work);
   session_release(s);
 }

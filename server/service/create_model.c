@@ -45,17 +45,11 @@ static td_status build_session(service *svc, const Traind__V1__CreateModelReques
   return TD_OK;
 }
 
-static void create_work(pool_job *job) {
-  create_job *cj = (create_job *)job;
-  rpc_call *call = cj->call;
-  free(cj);
+static void create_session(void *arg) {
+  rpc_call *call = arg;
   service *svc = service_of(call);
   const Traind__V1__CreateModelRequest *req =
       (const Traind__V1__CreateModelRequest *)rpc_call_request(call);
-  if (rpc_call_cancelled(call)) {
-    rpc_call_finish(call, GRPC_STATUS_CANCELLED, "cancelled before it ran", NULL);
-    return;
-  }
   session *s;
   td_status st = build_session(svc, req, &s);
   if (st) {
@@ -75,6 +69,16 @@ static void create_work(pool_job *job) {
   }
   service_info_clear(&info);
   session_release(s);
+}
+
+static void create_work(pool_job *job) {
+  create_job *cj = (create_job *)job;
+  rpc_call *call = cj->call;
+  free(cj);
+  if (rpc_call_cancelled(call))
+    rpc_call_finish(call, GRPC_STATUS_CANCELLED, "cancelled before it ran", NULL);
+  else
+    service_run_cancellable(call, create_session, call);
 }
 
 void handle_create_model(rpc_call *call, const ProtobufCMessage *msg) {

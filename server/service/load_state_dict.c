@@ -60,16 +60,10 @@ void load_state_dict_message(rpc_call *call, const ProtobufCMessage *msg) {
       return;
     }
     rpc_call_set_user(call, u, upload_free);
-    if (!req->session_id || !*req->session_id) {
-      fail_upload(call, u, GRPC_STATUS_INVALID_ARGUMENT,
-                  "session_id is required in the first message%s", "");
-      return;
-    }
-    u->session = registry_get(svc->sessions, req->session_id);
+    u->session = service_find(call, req->session_id, false); /* finishes the call if not */
     if (!u->session) {
-      fail_upload(call, u, GRPC_STATUS_NOT_FOUND,
-                  "session \"%.64s\" not found (never created, closed, or expired)",
-                  req->session_id);
+      rpc_call_set_user(call, NULL, NULL);
+      upload_free(u);
       return;
     }
   }

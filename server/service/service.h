@@ -53,8 +53,17 @@ typedef void (*session_work)(rpc_call *call, session *s, const ProtobufCMessage 
  * is finished with CANCELLED without running. */
 void service_queue(rpc_call *call, const char *session_id, session_work work);
 
+/* The open session with this id, as a new reference (take: removed from
+ * the registry, whose reference the caller gets). NULL after finishing the
+ * call with INVALID_ARGUMENT (empty id) or NOT_FOUND. */
+session *service_find(rpc_call *call, const char *session_id, bool take);
+
 /* Queues `work` on s (the caller keeps its own reference). */
 void service_queue_on(rpc_call *call, session *s, session_work work);
+
+/* Runs run(arg) on this thread with the engine polling the call's
+ * cancellation at every op (core/cancel.h). */
+void service_run_cancellable(rpc_call *call, void (*run)(void *arg), void *arg);
 
 /* false (and the call is finished with UNAVAILABLE) while draining. */
 bool service_admit(rpc_call *call);

@@ -10,17 +10,8 @@
 void handle_get_session(rpc_call *call, const ProtobufCMessage *msg) {
   const Traind__V1__GetSessionRequest *req = (const Traind__V1__GetSessionRequest *)msg;
   if (!service_admit(call)) return;
-  if (!req->session_id || !*req->session_id) {
-    rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "session_id is required", NULL);
-    return;
-  }
-  session *s = registry_get(service_of(call)->sessions, req->session_id);
-  if (!s) {
-    service_failf(call, GRPC_STATUS_NOT_FOUND,
-                  "session \"%.64s\" not found (never created, closed, or expired)",
-                  req->session_id);
-    return;
-  }
+  session *s = service_find(call, req->session_id, false);
+  if (!s) return;
   Traind__V1__SessionInfo info;
   if (service_info_fill(s, &info))
     rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
@@ -67,17 +58,8 @@ void handle_list_sessions(rpc_call *call, const ProtobufCMessage *msg) {
 void handle_close_session(rpc_call *call, const ProtobufCMessage *msg) {
   const Traind__V1__CloseSessionRequest *req = (const Traind__V1__CloseSessionRequest *)msg;
   if (!service_admit(call)) return;
-  if (!req->session_id || !*req->session_id) {
-    rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "session_id is required", NULL);
-    return;
-  }
-  session *s = registry_remove(service_of(call)->sessions, req->session_id);
-  if (!s) {
-    service_failf(call, GRPC_STATUS_NOT_FOUND,
-                  "session \"%.64s\" not found (never created, closed, or expired)",
-                  req->session_id);
-    return;
-  }
+  session *s = service_find(call, req->session_id, true);
+  if (!s) return;
   log_info("session %s closed (name \"%s\", %lld steps)", s->id, s->name,
            (long long)session_get_summary(s).step);
   session_release(s);

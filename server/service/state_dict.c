@@ -64,9 +64,11 @@ static void state_dict_work(rpc_call *call, session *s, const ProtobufCMessage *
     rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return;
   }
+  /* Without the optimizer, the file is the model's state_dict alone (no
+   * "rng/" keys either), so PyTorch loads it strictly as it is. */
   td_tensor_map state;
-  td_status st = td_checkpoint_state(s->model, req->include_optimizer ? s->optimizer : NULL,
-                                     &state);
+  td_status st = req->include_optimizer ? td_checkpoint_state(s->model, s->optimizer, &state)
+                                        : td_module_state_dict(s->model, &state);
   if (!st) {
     st = td_safetensors_write_buffer(&state, &d->file, &d->size);
     td_tensor_map_free(&state);

@@ -1,4 +1,5 @@
 /* train_step.c - TrainStep: forward, loss, backward, step and clear in one call. */
+#include "core/cancel.h"
 #include "core/status.h"
 #include "service/handlers.h"
 #include "service/service.h"
@@ -19,6 +20,10 @@ static void train_step_work(rpc_call *call, session *s, const ProtobufCMessage *
                   "this session has no optimizer: give CreateModel an optimizer to train");
   if (!st) st = decode_batch(&svc->limits, req->input, req->target, req->loss, &x, &target);
   if (!st) st = session_forward(s, x, target, req->loss, true, &y, &loss);
+  /* Past the forward the step is seen through even if the client leaves:
+   * stopping inside backward or step would leave a moved BatchNorm and a
+   * half-done step behind, and a failed request must change nothing. */
+  td_cancel_set(NULL, NULL);
   if (!st) {
     st = td_gm_backward(s->gm, loss, NULL);
     td_tensor_release(s->recorded_output);
