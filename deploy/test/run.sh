@@ -37,7 +37,7 @@ fail() {
   exit 1
 }
 cleanup() {
-  quiet podman rm -f -v -t 0 "$NAME" >/dev/null 2>&1 || true
+  quiet podman rm -f -v -t 0 "$NAME" "$NAME-systemd" >/dev/null 2>&1 || true
   podman volume rm -f "$VOLUME" >/dev/null 2>&1 || true
   rm -rf "$OUT"
 }
@@ -161,5 +161,33 @@ podman exec "$NAME" test -s /var/lib/traind/deploy-test-marker ||
   fail "the new container does not see the volume's contents"
 "$TRAINCTL" --server "127.0.0.1:$PORT" health
 stop_container
+
+step "deploy/systemd/traind.service under systemd (PID 1 in a container)"
+SMOKE=$NAME-systemd
+SMOKE_IMAGE=localhost/traind-systemd-smoke:test
+if ! podman build --layers -f deploy/test/systemd-smoke.Dockerfile --build-arg "BASE=$BASE_IMAGE" \
+     --build-arg "IMAGE=$IMAGE" -t "$SMOKE_IMAGE" deploy/systemd >"$OUT/smoke-build.log" 2>&1; then
+  tail -20 "$OUT/smoke-build.log"
+  fail "podman build systemd-smoke"
+fi
+podman image prune -f >/dev/null
+quiet podman run -d --name "$SMOKE" --systemd=always "$SMOKE_IMAGE" >/dev/null
+smoke() { podman exec "$SMOKE" "$@"; }
+deadline=$(($(date +%s) + 60))
+until smoke trainctl health >/dev/null 2>&1; do
+  [ "$(date +%s)" -lt "$deadline" ] ||
+    { smoke journalctl -u traind --no-pager >&2 || true; fail "traind.service not healthy after 60 s"; }
+  sleep 0.5
+done
+user=$(smoke ps -o user= -C traind)
+[ -n "$user" ] && [ "$user" != root ] || fail "traind.service runs as '${user:-?}', not a dynamic user"
+smoke test -L /var/lib/traind || fail "StateDirectory /var/lib/traind is not DynamicUser's symlink"
+podman cp clients/c/examples/digits_mlp.json "$SMOKE:/tmp/" && podman cp tests/data/digits.csv "$SMOKE:/tmp/"
+smoke trainctl train --spec /tmp/digits_mlp.json --data /tmp/digits.csv --epochs 2 --scale 0.0625 \
+  | tail -1
+smoke systemctl stop traind
+result=$(smoke systemctl show traind -p Result -p ExecMainStatus --value | tr '\n' ' ')
+echo "traind.service as user $user: trained, stopped: Result/ExecMainStatus = $result"
+[ "$result" = "success 0 " ] || { smoke journalctl -u traind --no-pager >&2; fail "unit stop: $result"; }
 
 step "OK in $(($(date +%s) - t_start)) s (runtime image $((size / 1000000)) MB)"
