@@ -1,7 +1,8 @@
 # Thin wrapper over CMake. The two commands a new user needs:
-#   make demo   install dependencies, build, run the main job
+#   make demo   install dependencies, build, run the main job (training over RPC)
 #   make test   install dependencies, build, run every test
 # and for CI / development:
+#   make demo-engine     the engine alone, in-process, on the same data
 #   make test-sanitize   the same tests in an ASan + UBSan build
 #   make bench           the benchmarks, side by side with PyTorch
 #   make bench-rpc       the RPC benchmark (traind over loopback vs gRPC echo and PyTorch)
@@ -12,7 +13,7 @@ BUILD_TSAN ?= build-tsan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-sanitize demo test test-sanitize test-deploy bench bench-rpc clean
+.PHONY: all deps build build-sanitize build-tsan demo demo-engine test test-sanitize test-tsan test-deploy bench bench-rpc clean
 
 all: build
 
@@ -38,10 +39,16 @@ test-tsan: build-tsan
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0" \
 	  ctest --test-dir $(BUILD_TSAN) -L integration --output-on-failure -j $(JOBS)
 
-# Until the daemon exists, the main job is the engine training in-process:
-# an MLP on the digits data set, checked by PyTorch loading its checkpoint.
-DEMO_OUT ?= $(BUILD)/demo
+# The main job: start traind on a free loopback port, train an MLP on the
+# digits over gRPC with the Python client, check the checkpoint in PyTorch,
+# race the same training in local PyTorch, stop the daemon with SIGTERM.
 demo: build
+	TRAIND_PY_STUBS=$(BUILD)/python /usr/bin/python3 clients/python/examples/demo.py \
+	  --daemon $(BUILD)/server/traind
+
+# The engine alone, in-process (no daemon): the same MLP from C.
+DEMO_OUT ?= $(BUILD)/demo
+demo-engine: build
 	mkdir -p $(DEMO_OUT)
 	$(BUILD)/lib/examples/train_digits tests/data/digits.csv 30 $(DEMO_OUT)
 	/usr/bin/python3 lib/examples/verify_in_torch.py $(DEMO_OUT)

@@ -9,6 +9,7 @@
  * and the process exits 0. */
 #include <errno.h>
 #include <grpc/grpc.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,13 @@ int main(int argc, char **argv) {
   case CONFIG_OK: break;
   }
   log_set_level(d.config.log_level);
+  /* Requests allocate and free the same large buffers over and over (a
+   * batch, its activations, a checkpoint). glibc would hand each one above
+   * 128 KiB back to the kernel and fault it in again on the next request;
+   * keeping them in the heap costs resident memory the server needs for the
+   * next request anyway. */
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   signal(SIGPIPE, SIG_IGN);
   if (make_data_dir(d.config.data_dir)) return 1;
 

@@ -113,6 +113,7 @@ struct rpc_server {
   atomic_bool grpc_shutdown_started;
   bool shutdown_tag_seen;
   bool cq_shut;
+  bool lingering, lingered; /* the pause before connections close (server.c) */
   bool finished; /* queue drained and destroyed: `done` is due */
   int open_handles;
   rpc_tag shutdown_tag;

@@ -13,6 +13,9 @@
  * gRPC until the loop re-arms, so a few spare ones absorb bursts. */
 #define SLOTS_PER_METHOD 8
 
+/* How long connections stay up after the last call of a shutdown ended. */
+#define LINGER_MS 500
+
 /* ---- the bridge ------------------------------------------------------------ */
 
 /* Appends an event for the loop; any thread. */
@@ -32,6 +35,7 @@ void rpc_server_post(rpc_server *s, rpc_tag *tag, bool ok) {
 
 static void arm_slot(rpc_slot *slot);
 static void maybe_finish_shutdown(rpc_server *s);
+static void on_linger_over(uv_timer_t *timer);
 static void on_slot_event(rpc_slot *slot, bool ok);
 
 /* What the completion-queue thread handles itself: a new unary or
@@ -275,28 +279,38 @@ void rpc_server_call_ended(rpc_server *s, rpc_call *call) {
  * left or the grace period is over, gRPC's own shutdown: cancel what
  * remains, and wait for every tag to come back before the queue is shut
  * (TOOLCHAIN.md: shutting the queue with batches outstanding aborts). */
-static void start_grpc_shutdown(rpc_server *s) {
+static void start_grpc_shutdown(rpc_server *s, bool cancel_calls) {
   if (s->grpc_shutdown_started) return;
   atomic_store(&s->grpc_shutdown_started, true);
   uv_timer_stop(&s->grace_timer);
   grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+  /* Only when the grace period is over: a call we are done with may still
+   * be sending its answer, and cancelling would cut it off. */
+  if (!cancel_calls) return;
   grpc_server_cancel_all_calls(s->server);
   uv_mutex_lock(&s->calls_lock);
   for (rpc_call *c = s->calls; c; c = c->next) atomic_store(&c->cancelled, true);
   uv_mutex_unlock(&s->calls_lock);
 }
 
+static void on_linger_over(uv_timer_t *timer) {
+  rpc_server *s = timer->data;
+  s->lingered = true;
+  maybe_finish_shutdown(s);
+  if (s->finished && s->done) s->done(s); /* may destroy s */
+}
+
 static void on_grace_over(uv_timer_t *timer) {
   rpc_server *s = timer->data;
   int n = atomic_load(&s->n_calls);
   if (n) log_warn("grace period over: cancelling %d call%s still in flight", n, n == 1 ? "" : "s");
-  start_grpc_shutdown(s);
+  start_grpc_shutdown(s, true);
 }
 
 static void maybe_finish_shutdown(rpc_server *s) {
   if (!atomic_load(&s->shutting_down)) return;
   if (!s->grpc_shutdown_started) {
-    if (atomic_load(&s->n_calls) == 0) start_grpc_shutdown(s);
+    if (atomic_load(&s->n_calls) == 0) start_grpc_shutdown(s, false);
     return;
   }
   /* Slots first: a slot that delivers a call counts the call before it
@@ -307,6 +321,17 @@ static void maybe_finish_shutdown(rpc_server *s) {
   bool calls_left = atomic_load(&s->n_calls) != 0;
   uv_mutex_unlock(&s->calls_lock);
   if (!s->shutdown_tag_seen || slots_left || calls_left || s->cq_shut) return;
+  if (!s->lingered) {
+    /* Every call is over, but the last answers may still be on their way
+     * through the transport (a 16 MiB response takes a while), and closing
+     * a connection with bytes unread makes the kernel reset it, losing
+     * them. So the connections stay served a moment longer. */
+    if (!s->lingering) {
+      s->lingering = true;
+      uv_timer_start(&s->grace_timer, on_linger_over, LINGER_MS, 0);
+    }
+    return;
+  }
   s->cq_shut = true;
   grpc_server_destroy(s->server);
   s->server = NULL;
@@ -323,7 +348,7 @@ void rpc_server_shutdown(rpc_server *s, uint64_t grace_ms, void (*done)(rpc_serv
   atomic_store(&s->shutting_down, true);
   s->done = done;
   if (grace_ms == 0 || atomic_load(&s->n_calls) == 0) {
-    start_grpc_shutdown(s);
+    start_grpc_shutdown(s, grace_ms == 0);
   } else {
     uv_timer_start(&s->grace_timer, on_grace_over, grace_ms, 0);
   }

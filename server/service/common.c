@@ -80,10 +80,12 @@ static void run_work(void *arg) {
  * (core/cancel.h) and, like any failure, leaves the session unchanged. */
 static void run_queued(session_job *job) {
   queued_work *q = (queued_work *)job;
-  if (rpc_call_cancelled(q->call))
+  if (rpc_call_cancelled(q->call)) {
     rpc_call_finish(q->call, GRPC_STATUS_CANCELLED, "cancelled before it ran", NULL);
-  else
+  } else {
+    log_debug("session %s: %s running", q->session->id, rpc_call_method(q->call)->path);
     service_run_cancellable(q->call, run_work, q);
+  }
   free(q);
 }
 

@@ -66,6 +66,7 @@ void load_state_dict_message(rpc_call *call, const ProtobufCMessage *msg) {
       upload_free(u);
       return;
     }
+    log_debug("session %s: LoadStateDict receiving", u->session->id);
   }
   if (!req->has_data || req->data.len == 0) return;
   if (req->data.len > u->limit - u->size) {

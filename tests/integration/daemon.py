@@ -97,6 +97,19 @@ class Daemon:
                     self.address = f"{m.group(1)}:{m.group(2)}"
                     self._ready.set()
 
+    def wait_for_log(self, text, timeout=START_TIMEOUT):
+        """Blocks until a stderr line contains `text` (the daemon's own word
+        that something happened, not a guess by sleeping)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if any(text in line for line in self.lines):
+                    return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        raise AssertionError(f"traind never logged {text!r}\n{self.stderr()}")
+
     def send_signal(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
 

@@ -8,7 +8,7 @@ import numpy as np
 
 import daemon
 import specs
-from client import batch, create, forward, tensor, train_step
+from client import batch, create, download, forward, tensor, train_step, upload_requests
 from daemon import health_pb2
 from daemon import trainer_pb2 as pb
 
@@ -103,6 +103,48 @@ class ShutdownTest(unittest.TestCase):
         # Best effort (not asserted): the watcher may only catch the closed port.
         print(f"health during drain: {sorted(set(health_seen))}")
         self.assertNotIn("DEADLINE_EXCEEDED", health_seen)
+
+    def test_draining_with_a_call_in_flight(self):
+        # An upload stream is open when SIGTERM arrives (the client holds it
+        # open: no timing involved): while it is, health says NOT_SERVING and
+        # new work gets UNAVAILABLE; then the client finishes the upload, the
+        # load completes, and the daemon exits 0.
+        d = self.start("--grace-period", "600", "--log-level", "debug")
+        stub = d.stub()
+        sid = create(stub, specs.mlp_small()).session_id
+        data = download(stub, sid)
+        requests = upload_requests(sid, data, chunk=len(data) // 2 + 1)
+        release = threading.Event()
+        result = {}
+
+        def held_stream():
+            yield requests[0]
+            release.wait(CALL_TIMEOUT)
+            yield from requests[1:]
+
+        def upload_call():
+            try:
+                resp = d.stub().LoadStateDict(held_stream(), timeout=CALL_TIMEOUT)
+                result["missing"] = list(resp.missing_keys)
+            except grpc.RpcError as e:
+                result["error"] = (e.code().name, e.details())
+
+        t = threading.Thread(target=upload_call)
+        t.start()
+        d.wait_for_log(f"session {sid}: LoadStateDict receiving")
+        d.send_signal(signal.SIGTERM)
+        d.wait_for_log("SIGTERM: draining")
+        r = d.health().Check(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT)
+        self.assertEqual(r.status, health_pb2.HealthCheckResponse.NOT_SERVING)
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.GetSession(pb.GetSessionRequest(session_id=sid), timeout=CALL_TIMEOUT)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("shutting down", cm.exception.details())
+        release.set()
+        t.join(CALL_TIMEOUT)
+        self.assertEqual(result, {"missing": []}, repr(result))
+        self.assertEqual(d.wait(), 0, d.stderr())
+        d.assert_clean_exit()
 
     def test_new_calls_refused_while_draining(self):
         # After SIGTERM, a new call on an open connection is refused (or the
