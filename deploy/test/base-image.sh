@@ -51,4 +51,4 @@ if [ ! -s "$tarball" ]; then
 fi
 
 echo "base-image: importing $tarball as $image"
-podman import --change 'CMD ["/bin/bash"]' "$tarball" "$image" >/dev/null
+podman import -q --change 'CMD ["/bin/bash"]' "$tarball" "$image" >/dev/null
