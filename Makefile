@@ -6,13 +6,14 @@
 #   make test-sanitize   the same tests in an ASan + UBSan build
 #   make bench           the benchmarks, side by side with PyTorch
 #   make bench-rpc       the RPC benchmark (traind over loopback vs gRPC echo and PyTorch)
+#   make test-deploy     build the container image (podman) and prove it serves
 BUILD ?= build
 BUILD_SAN ?= build-sanitize
 BUILD_TSAN ?= build-tsan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-sanitize build-tsan demo demo-engine test test-sanitize test-tsan bench bench-rpc clean
+.PHONY: all deps build build-sanitize build-tsan demo demo-engine test test-sanitize test-tsan test-deploy bench bench-rpc clean
 
 all: build
 
@@ -58,6 +59,11 @@ test: build
 test-sanitize: build-sanitize
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS)
+
+# Installs podman/buildah/debootstrap if missing, caches a debootstrapped base
+# image, builds deploy/Dockerfile and drives the container from the host.
+test-deploy: build
+	bash deploy/test/run.sh $(BUILD)
 
 bench: build
 	bash tests/bench/run_bench.sh $(BUILD)

@@ -20,6 +20,8 @@ packages=(
   python3-grpcio python3-protobuf
   # Python client (clients/python): progress bars in fit(), its pytest suite, pip install
   python3-tqdm python3-pytest python3-pip python3-setuptools python3-wheel
+  # deployment checks (deploy.manifests): YAML, systemd-analyze
+  python3-yaml systemd
 )
 
 missing=()
