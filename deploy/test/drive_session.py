@@ -27,9 +27,32 @@ from traind.v1 import trainer_pb2 as pb  # noqa: E402
 import grpc  # noqa: E402
 
 
+class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                  grpc.StreamUnaryClientInterceptor):
+    """Adds "authorization: Bearer TOKEN" to every call (the container's
+    traind requires it: it listens beyond loopback)."""
+
+    def __init__(self, token):
+        self.md = ("authorization", f"Bearer {token}")
+
+    def _details(self, d):
+        return d._replace(metadata=list(d.metadata or []) + [self.md])
+
+    def intercept_unary_unary(self, cont, details, request):
+        return cont(self._details(details), request)
+
+    def intercept_unary_stream(self, cont, details, request):
+        return cont(self._details(details), request)
+
+    def intercept_stream_unary(self, cont, details, requests):
+        return cont(self._details(details), requests)
+
+
 def main(address, out_dir):
     channel = grpc.insecure_channel(address, options=daemon.CHANNEL_OPTIONS)
     grpc.channel_ready_future(channel).result(timeout=30)
+    if os.environ.get("TRAIND_TOKEN"):
+        channel = grpc.intercept_channel(channel, BearerToken(os.environ["TRAIND_TOKEN"]))
     health = daemon.health_pb2_grpc.HealthStub(channel)
     status = health.Check(health_pb2.HealthCheckRequest(), timeout=10).status
     assert status == health_pb2.HealthCheckResponse.SERVING, f"health: {status}"

@@ -64,6 +64,8 @@ start_container() {
   # capabilities, no privilege gain.
   quiet podman run -d --name "$NAME" -p "127.0.0.1:$PORT:50051" \
     -v "$VOLUME:/var/lib/traind" -e TRAIND_WORKERS=2 \
+    -v "$OUT/tokens:/run/secrets/traind_tokens:ro" \
+    -e TRAIND_TOKENS_FILE=/run/secrets/traind_tokens \
     --read-only --cap-drop ALL --security-opt no-new-privileges "$IMAGE" >/dev/null
   local t0; t0=$(now_ms)
   wait_healthy
@@ -117,19 +119,30 @@ echo "built in $(($(date +%s) - t0)) s; runtime image $((size / 1000000)) MB ($s
 
 PORT=$($PYTHON -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 step "run on 127.0.0.1:$PORT with volume $VOLUME"
+# The container listens on 0.0.0.0, so traind requires protection: tokens,
+# as compose.yaml and the StatefulSet give it.
+TOKEN=$(openssl rand -hex 32)
+printf '%s deploy-test\n' "$TOKEN" > "$OUT/tokens"
+chmod 0644 "$OUT/tokens"
 podman volume create "$VOLUME" >/dev/null
 start_container
 # Something of the volume's that the next container must find.
 podman exec "$NAME" sh -c 'echo "$HOSTNAME" > /var/lib/traind/deploy-test-marker'
 
 step "train from the host: Python grpcio stubs"
-TRAIND_PY_STUBS=$PWD/$BUILD/python $PYTHON deploy/test/drive_session.py "127.0.0.1:$PORT" "$OUT" \
+TRAIND_TOKEN=$TOKEN TRAIND_PY_STUBS=$PWD/$BUILD/python $PYTHON deploy/test/drive_session.py \
+  "127.0.0.1:$PORT" "$OUT" \
   | tee "$OUT/drive.log"
 sid=$(tail -1 "$OUT/drive.log")
 [[ $sid =~ ^[0-9a-f]{32}$ ]] || fail "no session id from drive_session.py (got '$sid')"
 
 step "train from the host: trainctl"
 export TRAIND_SERVER=127.0.0.1:$PORT
+rc=0
+"$TRAINCTL" sessions 2>"$OUT/unauthenticated.txt" || rc=$?
+[ "$rc" = 4 ] && grep -q UNAUTHENTICATED "$OUT/unauthenticated.txt" ||
+  fail "a call without a token was not refused (exit $rc)"
+export TRAIND_TOKEN=$TOKEN
 "$TRAINCTL" health
 "$TRAINCTL" sessions | tee "$OUT/sessions.txt"
 grep -q "$sid" "$OUT/sessions.txt" || fail "trainctl sessions does not list $sid"
@@ -149,7 +162,7 @@ for name in ("python-session.safetensors", "digits.safetensors"):
     assert tensors, f"{name}: empty"
     print(f"{name}: {len(tensors)} tensors, {os.path.getsize(os.path.join(out, name))} bytes")
 EOF
-unset TRAIND_SERVER
+unset TRAIND_SERVER TRAIND_TOKEN
 
 step "SIGTERM with a session open"
 stop_container
