@@ -36,15 +36,34 @@ static td_status build_session(rpc_call *call, const Traind__V1__CreateModelRequ
     return st;
   }
   snprintf(s->tenant, sizeof s->tenant, "%s", rpc_call_principal(call));
-  if (registry_add(svc->sessions, s)) {
-    session_release(s);
+  registry_quota quota = {svc->config->tenant_max_sessions, svc->config->tenant_max_parameters};
+  registry_refusal refusal = registry_add(svc->sessions, s, &quota);
+  int64_t params = s->num_parameters;
+  if (refusal != REGISTRY_ADDED) session_release(s);
+  switch (refusal) {
+  case REGISTRY_ADDED:
+    *out = s;
+    return TD_OK;
+  case REGISTRY_FULL:
     return td_error(TD_ERR_NO_MEMORY,
                     "this server already has its maximum of %d sessions (--max-sessions): close "
                     "one first",
                     svc->config->max_sessions);
+  case REGISTRY_TENANT_SESSIONS:
+    return td_error(TD_ERR_NO_MEMORY,
+                    "your tenant already has its quota of %d open sessions "
+                    "(--tenant-max-sessions): close one first",
+                    svc->config->tenant_max_sessions);
+  case REGISTRY_TENANT_PARAMETERS:
+    return td_error(TD_ERR_NO_MEMORY,
+                    "this model's %lld parameters would take your tenant over its quota of "
+                    "%lld parameters in open sessions (--tenant-max-parameters): close a session "
+                    "first",
+                    (long long)params, (long long)svc->config->tenant_max_parameters);
+  case REGISTRY_NO_ID:
+    break;
   }
-  *out = s;
-  return TD_OK;
+  return td_error(TD_ERR_INTERNAL, "no random bytes for a session id (getrandom failed)");
 }
 
 static void create_session(void *arg) {

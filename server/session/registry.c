@@ -76,18 +76,31 @@ session *registry_get_owned(registry *r, const char *id, const char *tenant) {
   return s;
 }
 
-int registry_add(registry *r, session *s) {
+registry_refusal registry_add(registry *r, session *s, const registry_quota *quota) {
   uv_mutex_lock(&r->lock);
-  int rc = -1;
-  if (r->count < r->max) {
-    do {
-      if (random_id(s->id)) goto out;
-    } while (find(r, s->id) >= 0);
-    session_retain(s);
-    r->items[r->count++] = s;
-    rc = 0;
+  int sessions = 0;
+  int64_t parameters = s->num_parameters;
+  for (int i = 0; i < r->count; i++) {
+    if (strcmp(r->items[i]->tenant, s->tenant)) continue;
+    sessions++;
+    parameters += r->items[i]->num_parameters;
   }
-out:
+  registry_refusal rc = REGISTRY_ADDED;
+  if (r->count >= r->max)
+    rc = REGISTRY_FULL;
+  else if (quota->max_sessions > 0 && sessions >= quota->max_sessions)
+    rc = REGISTRY_TENANT_SESSIONS;
+  else if (quota->max_parameters > 0 && parameters > quota->max_parameters)
+    rc = REGISTRY_TENANT_PARAMETERS;
+  while (rc == REGISTRY_ADDED) {
+    if (random_id(s->id)) {
+      rc = REGISTRY_NO_ID;
+    } else if (find(r, s->id) < 0) {
+      session_retain(s);
+      r->items[r->count++] = s;
+      break;
+    }
+  }
   uv_mutex_unlock(&r->lock);
   return rc;
 }

@@ -109,9 +109,24 @@ typedef struct registry registry;
 int registry_create(int max_sessions, registry **out);
 /* Releases every session. */
 void registry_destroy(registry *r);
-/* Gives s a fresh random id and adds it; -1 if max_sessions are open (the
- * caller reports RESOURCE_EXHAUSTED). The registry takes one reference. */
-int registry_add(registry *r, session *s);
+/* Per-tenant limits (0: none), checked when a session is added. */
+typedef struct registry_quota {
+  int max_sessions;
+  int64_t max_parameters; /* summed over the tenant's open sessions */
+} registry_quota;
+
+typedef enum registry_refusal {
+  REGISTRY_ADDED = 0,
+  REGISTRY_FULL,              /* the server's max_sessions are open */
+  REGISTRY_TENANT_SESSIONS,   /* the tenant's quota of sessions */
+  REGISTRY_TENANT_PARAMETERS, /* the tenant's quota of parameters */
+  REGISTRY_NO_ID,             /* the kernel gave no random bytes */
+} registry_refusal;
+
+/* Gives s a fresh random id and adds it, unless a limit says no (checked
+ * under the same lock, so concurrent creations cannot overshoot). The
+ * registry takes one reference. */
+registry_refusal registry_add(registry *r, session *s, const registry_quota *quota);
 /* A new reference to the open session with this id, or NULL. */
 session *registry_get(registry *r, const char *id);
 /* The same for a session of `tenant` only (another tenant's is absent). */

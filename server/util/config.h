@@ -19,6 +19,8 @@ typedef struct traind_config {
   int64_t max_message_size;    /* bytes, both directions */
   int max_sessions;
   int64_t max_parameters;      /* parameter elements per model */
+  int tenant_max_sessions;     /* open sessions per tenant; 0: no quota */
+  int64_t tenant_max_parameters; /* parameter elements in one tenant's open sessions; 0: none */
   int64_t max_tensor_elements; /* elements per tensor in a request */
   double idle_timeout;         /* seconds without a request before a session expires; 0: never */
   double grace_period;         /* seconds in-flight calls get after SIGTERM */

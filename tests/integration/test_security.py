@@ -222,6 +222,40 @@ class TokenTest(daemon.DaemonTestCase):
             self.daemon.send_signal(signal.SIGHUP)
 
 
+class QuotaTest(unittest.TestCase):
+    """Per-tenant quotas: one tenant at its limit does not stop another."""
+
+    def test_session_and_parameter_quotas(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tokens = os.path.join(tmp, "tokens")
+            with open(tokens, "w") as f:
+                f.write("tok-alice-0123456789 alice\ntok-bob-9876543210 bob\n")
+            # mlp_small has 4810 parameters: two fit in 10000, three do not.
+            with daemon.Daemon("--tokens-file", tokens, "--tenant-max-sessions", "3",
+                               "--tenant-max-parameters", "10000") as d:
+                stub = d.stub()
+                alice = [("authorization", "Bearer tok-alice-0123456789")]
+                bob = [("authorization", "Bearer tok-bob-9876543210")]
+                req = pb.CreateModelRequest(model=specs.mlp_small())
+                sids = [stub.CreateModel(req, metadata=alice).session_id for _ in range(2)]
+                with self.assertRaises(grpc.RpcError) as cm:
+                    stub.CreateModel(req, metadata=alice)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+                self.assertIn("--tenant-max-parameters", cm.exception.details())
+                # A small model still fits the parameter quota; then the
+                # session quota is reached.
+                small = pb.CreateModelRequest(model=specs.seq(specs.linear(4, 2)))
+                stub.CreateModel(small, metadata=alice)
+                with self.assertRaises(grpc.RpcError) as cm:
+                    stub.CreateModel(small, metadata=alice)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+                self.assertIn("--tenant-max-sessions", cm.exception.details())
+                # Bob is not affected; closing frees alice's quota.
+                stub.CreateModel(req, metadata=bob)
+                stub.CloseSession(pb.CloseSessionRequest(session_id=sids[0]), metadata=alice)
+                stub.CreateModel(small, metadata=alice)
+
+
 class SecureByDefaultTest(unittest.TestCase):
     def run_traind(self, *flags):
         with tempfile.TemporaryDirectory() as tmp:
