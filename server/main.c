@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include "core/alloc.h"
 #include "rpc/rpc.h"
 #include "service/service.h"
 #include "session/pool.h"
@@ -119,6 +121,21 @@ static char *read_pem(const char *flag, const char *path) {
   return text;
 }
 
+/* 80% of what this process may use: the machine's RAM, or the container's
+ * cgroup limit when that is lower. The rest is for gRPC's buffers, request
+ * messages and the process itself, which the engine's accounting does not
+ * see: the point is that the kernel never has to kill traind. */
+static int64_t default_memory_limit(void) {
+  double bytes = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+  if (f) {
+    long long cg;
+    if (fscanf(f, "%lld", &cg) == 1 && cg > 0 && (double)cg < bytes) bytes = (double)cg;
+    fclose(f);
+  }
+  return (int64_t)(bytes * 0.8);
+}
+
 /* 127.0.0.0/8, ::1 and localhost: reachable only from this machine. */
 static bool listen_is_loopback(const char *listen) {
   return !strncmp(listen, "127.", 4) || !strncmp(listen, "localhost:", 10) ||
@@ -166,6 +183,8 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (make_data_dir(d.config.data_dir)) return 1;
 
+  int64_t memory_limit = d.config.max_memory ? d.config.max_memory : default_memory_limit();
+  td_mem_set_limit((size_t)memory_limit);
   grpc_init();
   uv_loop_init(&d.loop);
   d.svc.config = &d.config;
@@ -225,9 +244,10 @@ int main(int argc, char **argv) {
 
   char address[300];
   format_address(d.config.listen, port, address, sizeof address);
-  log_info("traind started: %d workers, max %d sessions, max message %lld bytes, data dir %s",
+  log_info("traind started: %d workers, max %d sessions, max message %lld bytes, memory limit "
+           "%lld MiB, data dir %s",
            d.config.workers, d.config.max_sessions, (long long)d.config.max_message_size,
-           d.config.data_dir);
+           (long long)(memory_limit >> 20), d.config.data_dir);
   log_info("security: %s, %s", tls_cert ? (tls_ca ? "mutual TLS" : "TLS") : "plaintext",
            d.svc.tokens ? "bearer tokens required" : "no authentication");
   log_info("listening on %s", address);

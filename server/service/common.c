@@ -84,9 +84,12 @@ void service_run_cancellable(rpc_call *call, void (*run)(void *arg), void *arg) 
   td_cancel_set(NULL, NULL);
 }
 
+/* The work's allocations are charged to its session. */
 static void run_work(void *arg) {
   queued_work *q = arg;
+  td_mem_account *previous = td_mem_set_account(q->session->mem);
   q->work(q->call, q->session, rpc_call_request(q->call));
+  td_mem_set_account(previous);
 }
 
 /* A call whose client went away (or whose deadline passed) while it waited

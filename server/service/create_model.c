@@ -25,14 +25,22 @@ static td_status build_session(rpc_call *call, const Traind__V1__CreateModelRequ
                     strlen(req->name));
   td_module *model = NULL;
   spec_optimizer opt = {0};
+  /* Everything the session will own is charged to its account from the
+   * first weight on (and the server's memory limit applies). */
+  td_mem_account *mem = calloc(1, sizeof *mem);
+  if (!mem) return td_error(TD_ERR_NO_MEMORY, "out of memory creating the session");
+  td_mem_account *previous = td_mem_set_account(mem);
   td_status st = spec_build_model(req->model, req->seed, &svc->limits, &model);
   if (!st && req->optimizer) st = spec_build_optimizer(req->optimizer, model, &opt);
   session *s = NULL;
-  if (!st && session_create(svc->pool, req->name, model, opt.optimizer, opt.grad_clip_norm, &s))
+  if (!st && session_create(svc->pool, req->name, model, opt.optimizer, opt.grad_clip_norm, mem,
+                            &s))
     st = td_error(TD_ERR_NO_MEMORY, "out of memory creating the session");
+  td_mem_set_account(previous);
   if (st) {
     td_optimizer_destroy(opt.optimizer);
     td_module_destroy(model);
+    free(mem);
     return st;
   }
   snprintf(s->tenant, sizeof s->tenant, "%s", rpc_call_principal(call));

@@ -26,6 +26,8 @@ int service_info_fill(session *s, Traind__V1__SessionInfo *info) {
   info->created_unix_ms = s->created_ms;
   info->has_last_used_unix_ms = true;
   info->last_used_unix_ms = sum.last_used_ms;
+  info->has_memory_bytes = true;
+  info->memory_bytes = atomic_load(&s->mem->bytes);
   if (s->n_params == 0) return 0;
   /* One allocation for the pointer array and the messages it points to. */
   size_t bytes = (size_t)s->n_params * (sizeof(Traind__V1__ParameterInfo *) +

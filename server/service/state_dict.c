@@ -17,13 +17,15 @@
 #define CHUNK_BYTES (1 << 20)
 
 typedef struct download {
-  void *file; /* td_alloc'd by the safetensors writer */
+  void *file;       /* td_alloc'd by the safetensors writer, charged to... */
+  session *session; /* ...this session's account: a reference keeps it alive */
   size_t size, sent;
 } download;
 
 static void download_free(void *arg) {
   download *d = arg;
   td_free(d->file);
+  session_release(d->session);
   free(d);
 }
 
@@ -64,6 +66,8 @@ static void state_dict_work(rpc_call *call, session *s, const ProtobufCMessage *
     rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return;
   }
+  session_retain(s);
+  d->session = s;
   /* Without the optimizer, the file is the model's state_dict alone (no
    * "rng/" keys either), so PyTorch loads it strictly as it is. */
   td_tensor_map state;

@@ -25,6 +25,7 @@ static void free_session(session *s) {
   for (int i = 0; i < s->n_params; i++) free(s->params[i].name);
   free(s->params);
   uv_mutex_destroy(&s->lock);
+  free(s->mem); /* after everything charged to it */
   free(s);
 }
 
@@ -106,7 +107,7 @@ int session_pending(session *s) {
 }
 
 int session_create(pool *p, const char *name, td_module *model, td_optimizer *optimizer,
-                   double grad_clip_norm, session **out) {
+                   double grad_clip_norm, td_mem_account *mem, session **out) {
   *out = NULL;
   session *s = calloc(1, sizeof *s);
   if (!s) return -1;
@@ -145,6 +146,7 @@ int session_create(pool *p, const char *name, td_module *model, td_optimizer *op
   s->model = model;
   s->optimizer = optimizer;
   s->grad_clip_norm = grad_clip_norm;
+  s->mem = mem;
   s->pool = p;
   s->runner.run = run_next;
   uv_mutex_init(&s->lock);

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "autodiff/grad_manager.h"
+#include "core/alloc.h"
 #include "module/module.h"
 #include "optimizer/optimizer.h"
 #include "session/pool.h"
@@ -58,6 +59,7 @@ typedef struct session {
   char tenant[65]; /* who created it ("" without authentication) */
   int64_t created_ms;
   int64_t num_parameters;
+  td_mem_account *mem;   /* owned: what the session's tensors take (core/alloc.h) */
   session_param *params; /* state-dict order; fixed for the session's life */
   int n_params;
   const char *optimizer_name; /* static string, "" without an optimizer */
@@ -82,10 +84,11 @@ typedef struct session {
   pool *pool;
 } session;
 
-/* Takes ownership of model and optimizer (may be NULL) on success; creates
- * the GradManagers with every parameter attached. */
+/* Takes ownership of model, optimizer (may be NULL) and mem (the account
+ * they were allocated under) on success; creates the GradManagers with every
+ * parameter attached. Call with mem as this thread's account. */
 int session_create(pool *p, const char *name, td_module *model, td_optimizer *optimizer,
-                   double grad_clip_norm, session **out);
+                   double grad_clip_norm, td_mem_account *mem, session **out);
 void session_retain(session *s);
 void session_release(session *s);
 

@@ -42,6 +42,9 @@ static const option_def options[] = {
      "open sessions at a time (default 64)"},
     {"--max-parameters", "TRAIND_MAX_PARAMETERS", OPT_SIZE, FIELD(max_parameters), 1, 1e15, "N",
      "parameter elements in one model (default 100M)"},
+    {"--max-memory", "TRAIND_MAX_MEMORY", OPT_SIZE, FIELD(max_memory), 0, 1e18, "BYTES",
+     "tensor memory of all sessions together; a request that would pass it is refused "
+     "(default: 80% of RAM, or of the cgroup's memory.max)"},
     {"--tenant-max-sessions", "TRAIND_TENANT_MAX_SESSIONS", OPT_INT, FIELD(tenant_max_sessions),
      0, 1e6, "N", "open sessions per tenant (default 0: no quota beyond --max-sessions)"},
     {"--tenant-max-parameters", "TRAIND_TENANT_MAX_PARAMETERS", OPT_SIZE,

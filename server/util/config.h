@@ -22,6 +22,7 @@ typedef struct traind_config {
   int tenant_max_sessions;     /* open sessions per tenant; 0: no quota */
   int64_t tenant_max_parameters; /* parameter elements in one tenant's open sessions; 0: none */
   int64_t max_tensor_elements; /* elements per tensor in a request */
+  int64_t max_memory;          /* bytes of tensors in all sessions; 0: the default (main.c) */
   double idle_timeout;         /* seconds without a request before a session expires; 0: never */
   double grace_period;         /* seconds in-flight calls get after SIGTERM */
   log_level log_level;
