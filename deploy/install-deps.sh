@@ -1,10 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building and testing traind need.
-#
-# Idempotent: packages already present are skipped, so a second run costs one
-# dpkg query. Runs as root (CI and the dev machines are root); on a fresh
-# machine it refreshes the package lists first, since apt-get install on an
-# empty list finds nothing.
+# Installs the Debian packages that building and testing traind need
+# (idempotent; apt-install.sh says how).
 set -euo pipefail
 
 packages=(
@@ -24,21 +20,4 @@ packages=(
   python3-yaml systemd
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$p")
-  fi
-done
-
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
-fi
-
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+exec bash "$(dirname "$0")/apt-install.sh" install-deps "${packages[@]}"
