@@ -297,6 +297,9 @@ void rpc_call_unref(rpc_call *call) {
   if (atomic_fetch_sub(&call->refs, 1) == 1) free_call(call);
 }
 
+void rpc_call_hold(rpc_call *call) { atomic_fetch_add(&call->refs, 1); }
+void rpc_call_release(rpc_call *call) { rpc_call_unref(call); }
+
 bool rpc_call_event_needs_loop(const rpc_call *call, rpc_tag_kind kind) {
   /* Streaming callbacks run on the loop; a client stream's close may call
    * on_abort. The rest only flips a flag and drops a reference. */

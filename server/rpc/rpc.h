@@ -111,6 +111,11 @@ const ProtobufCMessage *rpc_call_request(const rpc_call *call);
  * if it is still set when the call ends, whichever way the call ends. */
 void rpc_call_set_user(rpc_call *call, void *user, void (*destroy)(void *user));
 void *rpc_call_user(const rpc_call *call);
+/* Keeps the call allocated (not alive: it may finish meanwhile) until
+ * rpc_call_release, so that code running on after rpc_call_finish, such as
+ * a cancellation check, may still read it. Any thread. */
+void rpc_call_hold(rpc_call *call);
+void rpc_call_release(rpc_call *call);
 /* The client cancelled, disconnected or its deadline passed. Any thread. */
 bool rpc_call_cancelled(const rpc_call *call);
 /* The value of the call's "authorization" metadata, or NULL. */

@@ -78,10 +78,14 @@ typedef struct queued_work {
 
 static bool call_cancelled(void *call) { return rpc_call_cancelled(call); }
 
+/* The hold keeps the check's pointer valid even after run() has finished
+ * the call (which may free it at once otherwise). */
 void service_run_cancellable(rpc_call *call, void (*run)(void *arg), void *arg) {
+  rpc_call_hold(call);
   td_cancel_set(call_cancelled, call);
   run(arg);
   td_cancel_set(NULL, NULL);
+  rpc_call_release(call);
 }
 
 /* The work's allocations are charged to its session. */
