@@ -1,9 +1,9 @@
 """drive_session: train a real model on a traind at ADDRESS (the container, from the host).
 
-    /usr/bin/python3 deploy/test/drive_session.py 127.0.0.1:PORT OUT_DIR
+    TRAIND_TOKEN=... /usr/bin/python3 deploy/test/drive_session.py 127.0.0.1:PORT OUT_DIR
 
-Uses the generated grpcio stubs (build/python) through tests/integration's helpers: checks
-health, creates an MLP session, trains it until the loss has clearly fallen, downloads its
+Uses the Python client (the `traind` package, as built into build/python): checks health,
+creates an MLP session, trains it until the loss has clearly fallen, downloads its
 checkpoint (model and optimizer) to OUT_DIR/container.safetensors and checks that the file
 holds the model's parameters. Prints the session id on the last line of stdout, so the
 caller can drive the same session with trainctl. The session is left open on purpose:
@@ -13,50 +13,21 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, os.environ.get("TRAIND_PY_STUBS", os.path.join(ROOT, "build", "python")))
+sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
 
 import numpy as np  # noqa: E402
 
-import client  # noqa: E402
-import daemon  # noqa: E402
 import safetensors_np as st  # noqa: E402
-import specs  # noqa: E402
-from health.v1 import health_pb2  # noqa: E402
-from traind.v1 import trainer_pb2 as pb  # noqa: E402
-
-import grpc  # noqa: E402
-
-
-class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                  grpc.StreamUnaryClientInterceptor):
-    """Adds "authorization: Bearer TOKEN" to every call (the container's
-    traind requires it: it listens beyond loopback)."""
-
-    def __init__(self, token):
-        self.md = ("authorization", f"Bearer {token}")
-
-    def _details(self, d):
-        return d._replace(metadata=list(d.metadata or []) + [self.md])
-
-    def intercept_unary_unary(self, cont, details, request):
-        return cont(self._details(details), request)
-
-    def intercept_unary_stream(self, cont, details, request):
-        return cont(self._details(details), request)
-
-    def intercept_stream_unary(self, cont, details, requests):
-        return cont(self._details(details), requests)
+import traind  # noqa: E402
+from traind import nn, optim  # noqa: E402
 
 
 def main(address, out_dir):
-    channel = grpc.insecure_channel(address, options=daemon.CHANNEL_OPTIONS)
-    grpc.channel_ready_future(channel).result(timeout=30)
-    if os.environ.get("TRAIND_TOKEN"):
-        channel = grpc.intercept_channel(channel, BearerToken(os.environ["TRAIND_TOKEN"]))
-    health = daemon.health_pb2_grpc.HealthStub(channel)
-    status = health.Check(health_pb2.HealthCheckRequest(), timeout=10).status
-    assert status == health_pb2.HealthCheckResponse.SERVING, f"health: {status}"
-    stub = daemon.trainer_pb2_grpc.TrainerStub(channel)
+    client = traind.connect(address, token=os.environ.get("TRAIND_TOKEN"), timeout=60)
+    status = client.health(timeout=10)
+    assert status == "SERVING", f"health: {status}"
 
     # A learnable task: 4 classes, each a Gaussian blob around its own centre.
     rng = np.random.default_rng(0)
@@ -64,34 +35,32 @@ def main(address, out_dir):
     y = rng.integers(0, 4, 256).astype(np.int64)
     x = (centres[y] + rng.standard_normal((256, 16)).astype(np.float32)).astype(np.float32)
 
-    created = client.create(stub, specs.mlp(16, 32, 4), specs.sgd(0.1, momentum=0.9), seed=1,
-                            name="container-test")
-    sid = created.session_id
+    model = client.create_model(nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4)),
+                                optimizer=optim.SGD(lr=0.1, momentum=0.9), seed=1,
+                                name="container-test")
     losses = []
     for epoch in range(10):
         for i in range(0, 256, 32):
-            r = client.train_step(stub, sid, x[i:i + 32], y[i:i + 32], specs.cross_entropy())
-            losses.append(r.loss)
+            losses.append(model.train_step(x[i:i + 32], y[i:i + 32]).loss)
     first, last = np.mean(losses[:8]), np.mean(losses[-8:])
     print(f"drive_session: {len(losses)} steps, mean loss {first:.4f} -> {last:.4f}")
     assert last < first * 0.5, f"loss did not fall: {first} -> {last}"
 
-    info = stub.GetSession(pb.GetSessionRequest(session_id=sid))
+    info = model.info()
     assert info.step == len(losses), f"step {info.step}, expected {len(losses)}"
 
-    data = client.download(stub, sid, include_optimizer=True)
     path = os.path.join(out_dir, "container.safetensors")
-    with open(path, "wb") as f:
-        f.write(data)
-    tensors, _ = st.loads(data)
-    model = client.model_keys(tensors)
-    want = {p.name: list(p.shape) for p in info.parameters}
-    got = {k: list(v.shape) for k, v in model.items()}
-    assert got == want, f"checkpoint keys/shapes {got}, session has {want}"
+    model.save(path, include_optimizer=True)
+    tensors, _ = st.load(path)
+    params = {k: list(v.shape) for k, v in tensors.items()
+              if not k.startswith(("optimizer/", "rng/"))}
+    want = {name: list(shape) for name, shape, _ in info.parameters}
+    assert params == want, f"checkpoint keys/shapes {params}, session has {want}"
     assert any(k.startswith("optimizer/") for k in tensors), "no optimizer state in checkpoint"
-    print(f"drive_session: checkpoint {len(data)} bytes, {len(model)} model tensors -> {path}")
-    channel.close()
-    print(sid)
+    print(f"drive_session: checkpoint {os.path.getsize(path)} bytes, {len(params)} model tensors"
+          f" -> {path}")
+    client.close()
+    print(model.session_id)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ start_container() {
   local t0; t0=$(now_ms)
   wait_healthy
   echo "healthy after $(ms_str $(($(now_ms) - t0))) s"
-  podman logs "$NAME" 2>&1 | grep -q 'listening on 0.0.0.0:50051' ||
+  # grep, not grep -q: -q stops reading at the first match, podman logs then
+  # dies of SIGPIPE, and pipefail fails the check at random.
+  podman logs "$NAME" 2>&1 | grep 'listening on 0.0.0.0:50051' >/dev/null ||
     fail "no 'listening on 0.0.0.0:50051' in the log"
   [ "$(podman exec "$NAME" id -u)" = 10001 ] || fail "traind does not run as uid 10001"
 }
@@ -85,8 +87,8 @@ stop_container() {
   echo "stopped in $(ms_str "$took") s, exit code $code"
   [ "$code" = 0 ] || fail "exit code $code after SIGTERM (137 = killed after $STOP_TIMEOUT s)"
   [ "$took" -lt $((GRACE * 1000)) ] || fail "took $(ms_str "$took") s to stop (grace $GRACE s)"
-  podman logs "$NAME" 2>&1 | grep -q 'SIGTERM: draining' || fail "no SIGTERM drain in the log"
-  podman logs "$NAME" 2>&1 | grep -q 'stopped:' || fail "no 'stopped:' line in the log"
+  podman logs "$NAME" 2>&1 | grep 'SIGTERM: draining' >/dev/null || fail "no SIGTERM drain in the log"
+  podman logs "$NAME" 2>&1 | grep 'stopped:' >/dev/null || fail "no 'stopped:' line in the log"
 }
 
 [ -x "$BUILD/server/traind" ] && [ -d "$BUILD/python/traind" ] ||
@@ -129,7 +131,7 @@ start_container
 # Something of the volume's that the next container must find.
 podman exec "$NAME" sh -c 'echo "$HOSTNAME" > /var/lib/traind/deploy-test-marker'
 
-step "train from the host: Python grpcio stubs"
+step "train from the host: the Python client"
 TRAIND_TOKEN=$TOKEN TRAIND_PY_STUBS=$PWD/$BUILD/python $PYTHON deploy/test/drive_session.py \
   "127.0.0.1:$PORT" "$OUT" \
   | tee "$OUT/drive.log"

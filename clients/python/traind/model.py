@@ -58,6 +58,7 @@ class SessionInfo:
     parameters: list = field(default_factory=list)  # [(key, shape tuple, dtype name)]
     created_unix_ms: int = 0
     last_used_unix_ms: int = 0
+    memory_bytes: int = 0  # parameters, gradients, optimizer state, a recording
 
     @classmethod
     def from_proto(cls, m):
@@ -66,7 +67,8 @@ class SessionInfo:
                    recorded=m.recorded, has_grad=m.has_grad,
                    parameters=[(p.name, tuple(p.shape), _DTYPE_NAMES.get(p.dtype, str(p.dtype)))
                                for p in m.parameters],
-                   created_unix_ms=m.created_unix_ms, last_used_unix_ms=m.last_used_unix_ms)
+                   created_unix_ms=m.created_unix_ms, last_used_unix_ms=m.last_used_unix_ms,
+                   memory_bytes=m.memory_bytes)
 
 
 class History(dict):
