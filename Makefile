@@ -7,13 +7,17 @@
 #   make bench           the benchmarks, side by side with PyTorch
 #   make bench-rpc       the RPC benchmark (traind over loopback vs gRPC echo and PyTorch)
 #   make test-deploy     build the container image (podman) and prove it serves
+#   make test-tsan       the daemon's integration tests under ThreadSanitizer
+#   make fuzz            libFuzzer on requests, checkpoints and JSON specs
 BUILD ?= build
 BUILD_SAN ?= build-sanitize
 BUILD_TSAN ?= build-tsan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-sanitize build-tsan demo demo-engine test test-sanitize test-tsan test-deploy bench bench-rpc clean
+.PHONY: all deps build build-sanitize build-tsan demo demo-engine test test-sanitize test-tsan test-deploy bench bench-rpc fuzz clean
 
 all: build
 
@@ -71,5 +75,13 @@ bench: build
 bench-rpc: build
 	sh tests/bench/run_bench_rpc.sh $(BUILD)
 
+# libFuzzer (clang, ASan + UBSan) on what hostile input reaches: every
+# request type through decode and validation, the safetensors reader,
+# trainctl's JSON specs. FUZZ_SECONDS each (CI: 60), from tests/fuzz/corpus.
+fuzz: deps
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAIND_FUZZ=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_requests fuzz_safetensors fuzz_spec_json
+	bash tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) $(BUILD_FUZZ)

@@ -18,6 +18,8 @@ packages=(
   python3-tqdm python3-pytest python3-pip python3-setuptools python3-wheel
   # deployment checks (deploy.manifests): YAML, systemd-analyze
   python3-yaml systemd
+  # make fuzz: clang's libFuzzer
+  clang libclang-rt-14-dev
 )
 
 exec bash "$(dirname "$0")/apt-install.sh" install-deps "${packages[@]}"

@@ -334,10 +334,9 @@ static json_t *load_json_file(const tc_ctx *ctx, const char *path) {
   return root;
 }
 
-int tc_load_spec(const tc_ctx *ctx, const char *path, Traind__V1__CreateModelRequest **out) {
-  *out = NULL;
-  json_t *root = load_json_file(ctx, path);
-  if (!root) return TC_EXIT_USAGE;
+/* The request a parsed spec describes (root is consumed). */
+static int spec_from_json(const tc_ctx *ctx, json_t *root, const char *path,
+                          Traind__V1__CreateModelRequest **out) {
   /* {"model": ...} is a whole CreateModelRequest; anything else is the model itself. */
   if (json_is_object(root) && json_object_get(root, "model")) {
     *out = (Traind__V1__CreateModelRequest *)decode(
@@ -359,6 +358,23 @@ int tc_load_spec(const tc_ctx *ctx, const char *path, Traind__V1__CreateModelReq
   }
   json_decref(root);
   return *out ? 0 : TC_EXIT_USAGE;
+}
+
+int tc_load_spec(const tc_ctx *ctx, const char *path, Traind__V1__CreateModelRequest **out) {
+  *out = NULL;
+  json_t *root = load_json_file(ctx, path);
+  if (!root) return TC_EXIT_USAGE;
+  return spec_from_json(ctx, root, path, out);
+}
+
+int tc_parse_spec(const tc_ctx *ctx, const char *text, size_t len, const char *source,
+                  Traind__V1__CreateModelRequest **out) {
+  *out = NULL;
+  json_error_t e;
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+  if (!root) return tc_usage_error(ctx, "%s:%d:%d: invalid JSON: %s", source, e.line, e.column,
+                                   e.text);
+  return spec_from_json(ctx, root, source, out);
 }
 
 /* --optimizer's value: JSON text, a file, or an algorithm's name ("adam"). */

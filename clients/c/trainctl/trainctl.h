@@ -88,6 +88,9 @@ int tc_connect(tc_ctx *ctx);
  * "name": ...}. On success *out is a new request (free with traind_message_free). On
  * failure prints the problem (with the JSON path) and returns TC_EXIT_USAGE. */
 int tc_load_spec(const tc_ctx *ctx, const char *path, Traind__V1__CreateModelRequest **out);
+/* The same from JSON text in memory; `source` names it in messages. */
+int tc_parse_spec(const tc_ctx *ctx, const char *text, size_t len, const char *source,
+                  Traind__V1__CreateModelRequest **out);
 /* Applies --optimizer (JSON text, a file, or an algorithm name) and --lr (sets the
  * optimizer's lr; without an optimizer, SGD with that lr) to req. 0 or an exit code. */
 int tc_apply_optimizer_options(const tc_ctx *ctx, Traind__V1__CreateModelRequest *req);
