@@ -406,6 +406,41 @@ class BadInputTest(SessionTestCase):
         self.assertEqual(self.num_sessions(), n)
 
 
+class DeepNestingTest(SessionTestCase):
+    """A regression: protobuf-c unpacks nested messages by recursion without a
+    limit, and a Module tree nests, so a small request nested 200 000 deep
+    overflowed the daemon's stack. The daemon now measures the nesting first."""
+
+    @staticmethod
+    def nested_create_request(depth):
+        def varint(n):
+            out = b""
+            while True:
+                b, n = n & 0x7F, n >> 7
+                if not n:
+                    return out + bytes([b])
+                out += bytes([b | 0x80])
+
+        def field(number, payload):  # a length-delimited field
+            return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+        inner = b""
+        for _ in range(depth):  # Module{sequential: Sequential{modules: [inner]}}
+            inner = field(10, field(1, inner))
+        return field(1, inner)  # CreateModelRequest{model: ...}
+
+    def test_deeply_nested_request(self):
+        call = self.channel.unary_unary("/traind.v1.Trainer/CreateModel")
+        n = self.num_sessions()
+        self.assertRpcError(C.INVALID_ARGUMENT, call, self.nested_create_request(200_000),
+                            contains="nests messages more than")
+        # Deep but within what protobuf can carry: the spec builder's own
+        # depth limit names the path.
+        self.assertRpcError(C.INVALID_ARGUMENT, call, self.nested_create_request(70),
+                            contains="deeper than 64")
+        self.assertEqual(self.num_sessions(), n)
+
+
 class MessageSizeTest(SessionTestCase):
     LIMIT = 256 * 1024
     FLAGS = daemon.DaemonTestCase.FLAGS + ("--max-message-size", str(LIMIT))
