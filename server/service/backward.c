@@ -38,9 +38,7 @@ static void backward_work(rpc_call *call, session *s, const ProtobufCMessage *ms
   if (!st) st = td_gm_backward(s->gm, from, dy);
   td_tensor_release(dy);
   if (!st) {
-    td_tensor_release(s->recorded_output);
-    td_tensor_release(s->recorded_loss);
-    s->recorded_output = s->recorded_loss = NULL;
+    session_drop_recording(s);
   }
   session_update_summary(s);
   if (st) {

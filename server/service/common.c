@@ -154,6 +154,10 @@ void session_clear_grads(session *s) {
     td_tensor_release(p->grad);
     p->grad = NULL;
   }
+  session_drop_recording(s);
+}
+
+void session_drop_recording(session *s) {
   td_gm_release(s->gm);
   td_gm_release(s->gm_next);
   td_tensor_release(s->recorded_output);

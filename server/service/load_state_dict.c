@@ -120,10 +120,7 @@ static void load_work(rpc_call *call, session *s, const ProtobufCMessage *msg) {
   }
   if (!st) {
     /* The loaded values replaced what a recording saw: it cannot be used. */
-    td_gm_release(s->gm);
-    td_tensor_release(s->recorded_output);
-    td_tensor_release(s->recorded_loss);
-    s->recorded_output = s->recorded_loss = NULL;
+    session_drop_recording(s);
   }
   session_update_summary(s);
   rpc_call_set_user(call, NULL, NULL);

@@ -91,6 +91,9 @@ void model_snapshot_free(model_snapshot *snap);
 
 /* Drops every gradient and any recording awaiting Backward. */
 void session_clear_grads(session *s);
+/* Drops the recording awaiting Backward (tape and kept tensors) only;
+ * after a backward has consumed it, or a load made it stale. */
+void session_drop_recording(session *s);
 
 /* The global L2 norm of all parameter gradients (0 without any). */
 float session_grad_norm(session *s);

@@ -26,9 +26,7 @@ static void train_step_work(rpc_call *call, session *s, const ProtobufCMessage *
   td_cancel_set(NULL, NULL);
   if (!st) {
     st = td_gm_backward(s->gm, loss, NULL);
-    td_tensor_release(s->recorded_output);
-    td_tensor_release(s->recorded_loss);
-    s->recorded_output = s->recorded_loss = NULL;
+    session_drop_recording(s);
   }
   if (!st) st = session_step(s, false, &lr, &norm);
   td_tensor_release(x);
