@@ -130,6 +130,7 @@ static void load_work(rpc_call *call, session *s, const ProtobufCMessage *msg) {
     service_fail(call, st);
     return;
   }
+  service_save(service_of(call), s, "checkpoint loaded");
   Traind__V1__LoadStateDictResponse resp = TRAIND__V1__LOAD_STATE_DICT_RESPONSE__INIT;
   resp.missing_keys = dup_list(result.missing_keys, result.n_missing);
   resp.n_missing_keys = (size_t)result.n_missing;

@@ -50,12 +50,13 @@ _all_daemons = []
 
 
 class Daemon:
-    """One traind process on 127.0.0.1:<free port> with a temporary data dir."""
+    """One traind process on 127.0.0.1:<free port> with a temporary data dir
+    (or `data_dir`, which outlives it: restarts share one)."""
 
-    def __init__(self, *flags, env=None):
+    def __init__(self, *flags, env=None, data_dir=None):
         self.flags = list(flags)
         self.tmp = tempfile.TemporaryDirectory(prefix="traind-itest-")
-        self.data_dir = os.path.join(self.tmp.name, "data")
+        self.data_dir = data_dir or os.path.join(self.tmp.name, "data")
         self.env = dict(os.environ, **(env or {}))
         self.lines = []
         self._lock = threading.Lock()
