@@ -88,6 +88,19 @@ td_status td_atomic_file_write(td_atomic_file *f, const void *data, size_t n) {
   return TD_OK;
 }
 
+td_status td_atomic_file_write_at(td_atomic_file *f, size_t offset, const void *data, size_t n) {
+  const char *p = data;
+  while (n > 0) {
+    ssize_t w = pwrite(f->fd, p, n, (off_t)offset);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return io_error("cannot write", f->tmp, w < 0 ? errno : EIO);
+    p += w;
+    n -= (size_t)w;
+    offset += (size_t)w;
+  }
+  return TD_OK;
+}
+
 void td_atomic_file_abort(td_atomic_file *f) {
   if (f->fd >= 0) close(f->fd);
   if (f->tmp) unlink(f->tmp);

@@ -39,6 +39,9 @@ typedef struct td_atomic_file {
 td_status td_atomic_file_begin(td_atomic_file *f, const char *path);
 /* Appends n bytes. */
 td_status td_atomic_file_write(td_atomic_file *f, const void *data, size_t n);
+/* Overwrites n bytes at offset (within what was written: a header whose
+ * contents are known only at the end, such as a checksum). */
+td_status td_atomic_file_write_at(td_atomic_file *f, size_t offset, const void *data, size_t n);
 /* Makes the file durable under its name and frees f. On error the
  * temporary file is removed (the previous file at path stays) and f freed. */
 td_status td_atomic_file_commit(td_atomic_file *f);

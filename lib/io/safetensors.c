@@ -222,29 +222,14 @@ td_status td_safetensors_write_buffer(const td_tensor_map *m, void **buf, size_t
   return st;
 }
 
-/* ---- atomic file writing ------------------------------------------------ */
+/* ---- streaming ---------------------------------------------------------- */
 
-/* Header then each tensor's row-major bytes. */
-static td_status write_contents(td_atomic_file *f, const td_tensor_map *m,
-                                const unsigned char *head, size_t head_len) {
-  td_status st = td_atomic_file_write(f, head, head_len);
-  for (size_t i = 0; !st && i < m->count; i++) {
-    td_tensor *t = m->entries[i].tensor;
-    if (t->numel == 0) continue;
-    td_tensor *c;
-    if ((st = td_tensor_contiguous(t, &c))) break;
-    st = td_atomic_file_write(f, td_tensor_data(c), td_tensor_nbytes(c));
-    td_tensor_release(c);
-  }
-  return st;
-}
-
-static td_status write_file(const td_tensor_map *m, const char *path) {
+static td_status write_stream(const td_tensor_map *m, td_write_sink sink, void *ctx) {
   json_t *root;
   uint64_t data_len;
   size_t json_len = 0, head_len = 0;
   /* Everything that can be refused (names, metadata) is checked before the
-   * file system is touched. */
+   * sink sees a byte. */
   td_status st = header_json(m, &root, &data_len);
   if (st) return st;
   unsigned char *head = NULL;
@@ -256,16 +241,37 @@ static td_status write_file(const td_tensor_map *m, const char *path) {
       st = TD_ERR_NO_MEMORY;
   }
   json_decref(root);
-  if (st) return st;
-
-  td_atomic_file f;
-  if ((st = td_atomic_file_begin(&f, path))) {
-    td_free(head);
-    return st;
-  }
-  st = write_contents(&f, m, head, head_len);
+  if (!st) st = sink(ctx, head, head_len);
   td_free(head);
-  if (st) {
+  /* Then each tensor's row-major bytes (a copy only for strided views). */
+  for (size_t i = 0; !st && i < m->count; i++) {
+    td_tensor *t = m->entries[i].tensor;
+    if (t->numel == 0) continue;
+    td_tensor *c;
+    if ((st = td_tensor_contiguous(t, &c))) break;
+    st = sink(ctx, td_tensor_data(c), td_tensor_nbytes(c));
+    td_tensor_release(c);
+  }
+  return st;
+}
+
+td_status td_safetensors_write_stream(const td_tensor_map *m, td_write_sink sink, void *ctx) {
+  td_status st = write_stream(m, sink, ctx);
+  if (st) td_error_prefix("safetensors: ");
+  return st;
+}
+
+/* ---- atomic file writing ------------------------------------------------ */
+
+static td_status file_sink(void *f, const void *data, size_t n) {
+  return td_atomic_file_write(f, data, n);
+}
+
+static td_status write_file(const td_tensor_map *m, const char *path) {
+  td_atomic_file f;
+  td_status st = td_atomic_file_begin(&f, path);
+  if (st) return st;
+  if ((st = write_stream(m, file_sink, &f))) {
     td_atomic_file_abort(&f);
     return st;
   }
