@@ -95,30 +95,48 @@ static td_status session_state(session *s, td_tensor_map *state) {
   return st;
 }
 
+/* Streams the payload into the file, checksumming it on the way: a save
+ * needs no second copy of the model in memory. */
+typedef struct payload_sink {
+  td_atomic_file *file;
+  uint32_t crc;
+  uint64_t len;
+} payload_sink;
+
+static td_status sink_write(void *ctx, const void *data, size_t n) {
+  payload_sink *p = ctx;
+  p->crc = td_crc32c(p->crc, data, n);
+  p->len += n;
+  return td_atomic_file_write(p->file, data, n);
+}
+
 td_status session_file_write(session *s, const char *path) {
   td_tensor_map state;
   td_status st = session_state(s, &state);
   if (st) return st;
-  void *payload = NULL;
-  size_t len = 0;
-  st = td_safetensors_write_buffer(&state, &payload, &len);
-  td_tensor_map_free(&state);
-  if (st) return st;
-
-  uint8_t header[SESSION_FILE_HEADER] = {0};
-  memcpy(header, SESSION_FILE_MAGIC, 8);
-  put_le(header + 8, len, 8);
-  put_le(header + 16, td_crc32c(0, payload, len), 4);
   td_atomic_file f;
-  if (!(st = td_atomic_file_begin(&f, path))) {
-    if ((st = td_atomic_file_write(&f, header, sizeof header)) ||
-        (st = td_atomic_file_write(&f, payload, len)))
-      td_atomic_file_abort(&f);
-    else
-      st = td_atomic_file_commit(&f);
+  if ((st = td_atomic_file_begin(&f, path))) {
+    td_tensor_map_free(&state);
+    return st;
   }
-  td_free(payload);
-  return st;
+  /* The header goes last, over zeros, once length and checksum are known:
+   * until the rename, nobody reads the file anyway. */
+  uint8_t header[SESSION_FILE_HEADER] = {0};
+  payload_sink sink = {&f, 0, 0};
+  st = td_atomic_file_write(&f, header, sizeof header);
+  if (!st) st = td_safetensors_write_stream(&state, sink_write, &sink);
+  td_tensor_map_free(&state);
+  if (!st) {
+    memcpy(header, SESSION_FILE_MAGIC, 8);
+    put_le(header + 8, sink.len, 8);
+    put_le(header + 16, sink.crc, 4);
+    st = td_atomic_file_write_at(&f, 0, header, sizeof header);
+  }
+  if (st) {
+    td_atomic_file_abort(&f);
+    return st;
+  }
+  return td_atomic_file_commit(&f);
 }
 
 /* ---- reading ---------------------------------------------------------------- */
