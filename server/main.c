@@ -272,9 +272,11 @@ out:
   pool_destroy(d.svc.pool);
   if (rc == 0) {
     /* Nothing runs any more: the sessions can be read from this thread. */
-    service_save_all(&d.svc);
-    log_info("stopped: %d session%s saved in %s", registry_count(d.svc.sessions),
-             registry_count(d.svc.sessions) == 1 ? "" : "s", store_dir(d.svc.store));
+    int open = registry_count(d.svc.sessions);
+    int failed = service_save_all(&d.svc);
+    log_info("stopped: %d of %d session%s saved in %s%s", open - failed, open,
+             open == 1 ? "" : "s", store_dir(d.svc.store),
+             failed ? " (the others keep their previous save)" : "");
   }
   registry_destroy(d.svc.sessions);
   store_close(d.svc.store);

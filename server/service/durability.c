@@ -155,13 +155,15 @@ int service_restore(service *svc) {
   return ctx.restored;
 }
 
-void service_save_all(service *svc) {
+int service_save_all(service *svc) {
   session **list;
-  int n;
-  if (!svc->store || registry_list(svc->sessions, &list, &n)) return;
+  int n, failed = 0;
+  if (!svc->store || registry_list(svc->sessions, &list, &n)) return 0;
   for (int i = 0; i < n; i++) {
     service_save(svc, list[i], "shutdown");
+    if (session_get_save_state(list[i]).error[0]) failed++;
     session_release(list[i]);
   }
   free(list);
+  return failed;
 }

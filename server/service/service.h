@@ -135,8 +135,9 @@ td_status service_session_from_record(service *svc, const session_record *rec, s
 /* At start: every session file back into the registry, under its old id.
  * Returns the number restored. */
 int service_restore(service *svc);
-/* At shutdown, once the pool has stopped: saves every open session. */
-void service_save_all(service *svc);
+/* At shutdown, once the pool has stopped: saves every open session.
+ * Returns how many saves failed (each is logged). */
+int service_save_all(service *svc);
 
 /* ---- the training steps shared by Forward and TrainStep (forward.c) ----- */
 

@@ -269,12 +269,20 @@ class DurabilityTest(unittest.TestCase):
 
             t = threading.Thread(target=trainer)
             t.start()
-            time.sleep(rnd.uniform(0.05, 0.6))
+            # Once a step (and its save) has been answered, kill at a random
+            # moment within about the next step: its compute or its save.
+            began = time.monotonic()
+            while len(acked) < 2 and time.monotonic() - began < 60:
+                time.sleep(0.001)
+            step_time = (time.monotonic() - began) * 1.2
+            time.sleep(rnd.uniform(0, step_time))
             self.crash(d)
             stop.set()
             t.join(60)
             files = session_files(self.data_dir)
             temps = [f for f in files if ".tmp-" in f]
+            if os.environ.get("TRAIND_DEBUG_KILLS"):
+                print(f"round {r}: acked {acked[-3:]}, window {step_time:.3f} s, files {files}")
             mid_write += bool(temps)
             self.assertIn(f"{sid}.session", files)
 
