@@ -24,9 +24,29 @@ def openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
+# `openssl ca` is how openssl 3.0 sets a certificate's start and end dates
+# (x509 -req has only -days): an expired certificate without a fake clock.
+CA_CONFIG = """[ca]
+default_ca = test_ca
+[test_ca]
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = any_name
+unique_subject = no
+[any_name]
+commonName = supplied
+"""
+EXPIRED = ("-startdate", "20200101000000Z", "-enddate", "20200102000000Z")
+NOT_YET_VALID = ("-startdate", "20990101000000Z", "-enddate", "20990102000000Z")
+
+
 def make_pki(d):
     """A CA, a server certificate for localhost/127.0.0.1, a client
-    certificate, and a second CA that signed nothing of ours."""
+    certificate, and a second CA that signed nothing of ours. Then the bad
+    ones, for the same keys: server and client certificates signed by the
+    other CA, expired ones, and a server certificate not valid yet."""
     for ca in ("ca", "other-ca"):
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
                 f"/CN=traind test {ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", cwd=d)
@@ -35,9 +55,22 @@ def make_pki(d):
     for name, subj in (("server", "/CN=localhost"), ("client", "/CN=traind test client")):
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", f"{name}.key",
                 "-out", f"{name}.csr", cwd=d)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{name}.pem",
-                cwd=d)
+        for ca, out in (("ca", name), ("other-ca", f"{name}-other-ca")):
+            openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey",
+                    f"{ca}.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out",
+                    f"{out}.pem", cwd=d)
+    with open(os.path.join(d, "ca.cnf"), "w") as f:
+        f.write(CA_CONFIG)
+    with open(os.path.join(d, "index.txt"), "w"):
+        pass
+    with open(os.path.join(d, "serial"), "w") as f:
+        f.write("1000\n")
+    for csr, out, dates in (("server", "server-expired", EXPIRED),
+                            ("server", "server-not-yet-valid", NOT_YET_VALID),
+                            ("client", "client-expired", EXPIRED)):
+        openssl("ca", "-config", "ca.cnf", "-batch", "-notext", "-cert", "ca.pem", "-keyfile",
+                "ca.key", "-in", f"{csr}.csr", "-extfile", "san.ext", "-out", f"{out}.pem",
+                *dates, cwd=d)
 
 
 def read(d, name):
@@ -59,10 +92,13 @@ class PkiTestCase(unittest.TestCase):
         return os.path.join(self.pki.name, name)
 
     def tls_stub(self, d, ca="ca.pem", client_cert=False):
+        """A stub over TLS trusting `ca`; client_cert: True for client.pem,
+        or the name of another certificate for client.key."""
+        cert = "client.pem" if client_cert is True else client_cert
         creds = grpc.ssl_channel_credentials(
             root_certificates=read(self.pki.name, ca),
-            private_key=read(self.pki.name, "client.key") if client_cert else None,
-            certificate_chain=read(self.pki.name, "client.pem") if client_cert else None)
+            private_key=read(self.pki.name, "client.key") if cert else None,
+            certificate_chain=read(self.pki.name, cert) if cert else None)
         port = d.address.rsplit(":", 1)[1]
         channel = grpc.secure_channel(f"localhost:{port}", creds, options=daemon.CHANNEL_OPTIONS)
         self.addCleanup(channel.close)
@@ -124,6 +160,80 @@ class TlsTest(PkiTestCase):
                                 client_cert=(self.path("client.pem"),
                                              self.path("client.key"))) as client:
                 self.assertEqual(client.sessions(), [])
+
+
+    def trainctl(self, d, *args):
+        return subprocess.run([TRAINCTL, "--server", d.address, "--tls-ca", self.path("ca.pem"),
+                               *args], capture_output=True, text=True, timeout=60)
+
+    def assert_names_certificate(self, msg):
+        # OpenSSL says "certificate verify failed", BoringSSL (pip's grpcio)
+        # "CERTIFICATE_VERIFY_FAILED".
+        self.assertIn("certificate", msg.lower())
+        self.assertIn("verif", msg.lower())
+
+    def test_bad_server_certificate(self):
+        # A server certificate that is expired, not valid yet, or signed by a
+        # CA the client does not trust: every client refuses the connection
+        # (UNAVAILABLE) and says it is the certificate; no call reaches traind.
+        import traind
+        for cert in ("server-expired.pem", "server-not-yet-valid.pem", "server-other-ca.pem"):
+            with self.subTest(cert=cert), \
+                    daemon.Daemon("--tls-cert", self.path(cert), "--tls-key",
+                                  self.path("server.key"), "--log-level", "debug") as d:
+                with self.assertRaises(grpc.RpcError) as cm:
+                    self.tls_stub(d).ListSessions(pb.ListSessionsRequest(), timeout=10)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+                self.assert_names_certificate(cm.exception.details())
+                r = self.trainctl(d, "health")
+                self.assertEqual(r.returncode, 3, r.stderr)  # trainctl's "cannot reach"
+                self.assertIn("UNAVAILABLE", r.stderr)
+                self.assert_names_certificate(r.stderr)
+                target = "localhost:" + d.address.rsplit(":", 1)[1]
+                with traind.connect(target, tls=self.path("ca.pem")) as client:
+                    with self.assertRaises(traind.Unavailable) as cm:
+                        client.sessions()
+                self.assert_names_certificate(str(cm.exception))
+                self.assertNotIn("rpc: /", d.stderr())
+
+    def test_mutual_tls_bad_client_certificate(self):
+        # With --tls-client-ca, a client certificate that is expired or signed
+        # by another CA is refused at the handshake (under TLS 1.3 the client
+        # only sees the connection closed: UNAVAILABLE), from every client;
+        # the daemon logs why, served none of it, and serves good clients after.
+        import traind
+        with daemon.Daemon("--tls-cert", self.path("server.pem"),
+                           "--tls-key", self.path("server.key"),
+                           "--tls-client-ca", self.path("ca.pem"), "--log-level", "debug") as d:
+            target = "localhost:" + d.address.rsplit(":", 1)[1]
+            for cert in ("client-expired.pem", "client-other-ca.pem"):
+                with self.subTest(cert=cert):
+                    with self.assertRaises(grpc.RpcError) as cm:
+                        self.tls_stub(d, client_cert=cert).ListSessions(
+                            pb.ListSessionsRequest(), timeout=10)
+                    self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+                    r = self.trainctl(d, "--tls-cert", self.path(cert),
+                                      "--tls-key", self.path("client.key"), "sessions")
+                    self.assertEqual(r.returncode, 3, r.stderr)
+                    self.assertIn("UNAVAILABLE", r.stderr)
+                    with traind.connect(target, tls=self.path("ca.pem"),
+                                        client_cert=(self.path(cert),
+                                                     self.path("client.key"))) as client:
+                        with self.assertRaises(traind.Unavailable):
+                            client.sessions()
+            self.assert_names_certificate(d.stderr())  # gRPC's own line, on the server
+            self.assertNotIn("rpc: /", d.stderr())
+            ok = self.tls_stub(d, client_cert=True)
+            sid = create(ok, specs.mlp_small()).session_id
+            forward(ok, sid, batch(np.random.default_rng(0), 2)[0])
+            r = self.trainctl(d, "--tls-cert", self.path("client.pem"),
+                              "--tls-key", self.path("client.key"), "sessions")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(sid, r.stdout)
+            with traind.connect(target, tls=self.path("ca.pem"),
+                                client_cert=(self.path("client.pem"),
+                                             self.path("client.key"))) as client:
+                self.assertEqual([s.session_id for s in client.sessions()], [sid])
 
 
 class TokenTest(daemon.DaemonTestCase):
