@@ -52,8 +52,9 @@ _all_daemons = []
 class Daemon:
     """One traind process on 127.0.0.1:<free port> with a temporary data dir."""
 
-    def __init__(self, *flags, env=None):
+    def __init__(self, *flags, env=None, cwd=None):
         self.flags = list(flags)
+        self.cwd = cwd  # the daemon's working directory (default: the test's)
         self.tmp = tempfile.TemporaryDirectory(prefix="traind-itest-")
         self.data_dir = os.path.join(self.tmp.name, "data")
         self.env = dict(os.environ, **(env or {}))
@@ -69,9 +70,9 @@ class Daemon:
     # ---- lifecycle -------------------------------------------------------
 
     def start(self):
-        argv = [BIN, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir] + self.flags
+        argv = [os.path.abspath(BIN), "--listen", "127.0.0.1:0", "--data-dir", self.data_dir] + self.flags
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=self.env)
+                                     stderr=subprocess.PIPE, env=self.env, cwd=self.cwd)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + START_TIMEOUT

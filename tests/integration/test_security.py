@@ -6,13 +6,14 @@ import signal
 import subprocess
 import tempfile
 import unittest
+import uuid
 
 import grpc
 import numpy as np
 
 import daemon
 import specs
-from client import batch, create, forward, tensor
+from client import batch, create, download, forward, tensor, train_step, upload
 from daemon import health_pb2, trainer_pb2 as pb, trainer_pb2_grpc as pbg
 
 TOKENS = {"tok-alice-0123456789": "alice", "tok-bob-9876543210": "bob"}
@@ -367,6 +368,82 @@ class QuotaTest(unittest.TestCase):
                 stub.CreateModel(req, metadata=bob)
                 stub.CloseSession(pb.CloseSessionRequest(session_id=sids[0]), metadata=alice)
                 stub.CreateModel(small, metadata=alice)
+
+
+class HostileNameTest(unittest.TestCase):
+    """A session's name is the client's string: it must never become a path.
+    traind builds no path from a client string today; persistence under
+    --data-dir (files named by the server's hex session ids) must keep it so.
+    The daemon runs from a sandbox, in a data dir DEPTH levels down, so that
+    wherever a name could lead a file, that file lands where the test sees it."""
+
+    MARK = "pwned"
+    DEPTH = 90  # more levels than a 256-byte name has "../"
+
+    def hostile_names(self, sandbox, outside):
+        m = self.MARK
+        return [
+            f"../{m}-x", f"../../{m}-y/../{m}-z", "../../../../etc/passwd", "..", ".", "/",
+            f"/{m}-abs", os.path.join(sandbox, f"{m}-abs-in-sandbox"), outside,
+            f"{m}-a/{m}-b", f"{m}-dir/", f"./{m}-dot", f"{m}\\..\\{m}-backslash",
+            f"{m}-%2e%2e%2f{m}-encoded", f"{m}-nul\x00/../../{m}-after-nul", f"~/{m}-home",
+            f"{m}\n../{m}-newline", "../" * 83 + m, f"{m}-" + "L" * 250,
+            f"{m}-ünïcødé-名前-🚀", f"{m}-\u202e-rtl", f"{m}-\u2215-division-slash",
+            f"{m}-\uff0f-fullwidth-slash", f"{m}-\u2024\u2024-one-dot-leaders",
+        ]
+
+    @staticmethod
+    def tree(root):
+        """Every path under root (symlinks as themselves, not followed)."""
+        out = set()
+        for dirpath, dirnames, filenames in os.walk(root):
+            out.update(os.path.join(dirpath, n) for n in dirnames + filenames)
+        return out
+
+    def test_session_names_make_no_paths(self):
+        with tempfile.TemporaryDirectory(prefix="traind-names-") as sandbox:
+            work = os.path.join(sandbox, *["d"] * self.DEPTH)
+            data_dir = os.path.join(work, "data")
+            os.makedirs(work)
+            outside = os.path.join(tempfile.gettempdir(), f"{self.MARK}-{uuid.uuid4().hex}")
+            names = self.hostile_names(sandbox, outside)
+            self.assertLessEqual(max(len(n.encode()) for n in names), 256)
+            before = self.tree(sandbox)
+            rng = np.random.default_rng(0)
+            with daemon.Daemon("--blas-threads", "1", "--workers", "2", "--data-dir", data_dir,
+                               cwd=work, env={"HOME": sandbox}) as d:
+                stub = d.stub()
+                sids = []
+                for name in names:
+                    with self.subTest(name=name):
+                        try:
+                            sid = create(stub, specs.seq(specs.linear(4, 2)), specs.sgd(0.1),
+                                         name=name).session_id
+                        except grpc.RpcError as e:  # refusing a name is fine, failing is not
+                            self.assertEqual(e.code(), grpc.StatusCode.INVALID_ARGUMENT,
+                                             e.details())
+                            continue
+                        sids.append(sid)
+                        x, y = batch(rng, 4, (4,), classes=2)
+                        train_step(stub, sid, x, y, specs.cross_entropy())
+                        upload(stub, sid, download(stub, sid, include_optimizer=True))
+                self.assertTrue(sids, "no session was created at all")
+                for sid in sids[::2]:  # closed ones, and open ones at SIGTERM
+                    stub.CloseSession(pb.CloseSessionRequest(session_id=sid))
+            # The daemon is gone (SIGTERM, exit 0): what did it leave?
+            created = self.tree(sandbox) - before
+            self.assertFalse(os.path.lexists(outside), outside)
+            real_data = os.path.realpath(data_dir)
+            escaped = sorted(p for p in created if p != data_dir and
+                             not p.startswith(data_dir + os.sep))
+            self.assertEqual(escaped, [], "files outside --data-dir")
+            for p in sorted(created):
+                rel = os.path.relpath(p, data_dir)
+                self.assertTrue(os.path.realpath(p) == real_data or
+                                os.path.realpath(p).startswith(real_data + os.sep),
+                                f"{p} leads outside --data-dir")
+                for bad in (self.MARK, "passwd", "名前"):
+                    self.assertNotIn(bad, rel, f"{p}: a file named after a session name")
 
 
 class SecureByDefaultTest(unittest.TestCase):
