@@ -445,6 +445,26 @@ class HostileNameTest(unittest.TestCase):
                 for bad in (self.MARK, "passwd", "名前"):
                     self.assertNotIn(bad, rel, f"{p}: a file named after a session name")
 
+    def test_session_name_cannot_forge_log_lines(self):
+        # The name is logged ("session ... created (name ...)"): a newline or
+        # a terminal escape in it must not start a line of its own or reach
+        # the operator's terminal raw.
+        forged = "2026-01-01T00:00:00.000Z error FORGED: tokens file replaced"
+        name = f"x\n{forged}\r\x1b[2Jy"
+        with daemon.Daemon("--blas-threads", "1", "--workers", "1") as d:
+            stub = d.stub()
+            sid = create(stub, specs.seq(specs.linear(4, 2)), name=name).session_id
+            self.assertEqual(stub.GetSession(pb.GetSessionRequest(session_id=sid)).name, name)
+            stub.CloseSession(pb.CloseSessionRequest(session_id=sid))
+            d.wait_for_log(f"session {sid} closed")
+        lines = d.lines
+        mine = [line for line in lines if "FORGED" in line]
+        self.assertEqual(len(mine), 2, lines)  # created and closed, one line each
+        for line in mine:
+            self.assertIn(f"session {sid}", line)
+            self.assertFalse([c for c in line if ord(c) < 0x20 or ord(c) == 0x7f], repr(line))
+            self.assertIn(f'name "x\\n{forged}\\r\\x1b[2Jy"', line)  # escaped, not lost
+
 
 class SecureByDefaultTest(unittest.TestCase):
     def run_traind(self, *flags):
