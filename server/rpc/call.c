@@ -186,6 +186,7 @@ rpc_call *rpc_call_accept(rpc_server *s, rpc_slot *slot) {
   call->tag_send = (rpc_tag){TAG_SEND, call};
   call->tag_finish = (rpc_tag){TAG_FINISH, call};
   call->tag_close = (rpc_tag){TAG_CLOSE, call};
+  call->tag_confirm = (rpc_tag){TAG_CONFIRM, call};
   call->finish_details = grpc_empty_slice();
   call->authorization = find_authorization(&slot->metadata);
   atomic_init(&call->refs, 1); /* the handler's */
@@ -251,9 +252,16 @@ static void on_recv(rpc_call *call, bool ok) {
     stream_abort(call);
     return;
   }
-  if (!bb) { /* the client closed its side: the stream is complete */
-    call->stream_over = true;
-    call->method->on_end(call);
+  if (!bb) {
+    /* The end of the stream, or a stream that was reset: gRPC reports a
+     * client's RST_STREAM (a cancel, a process that died) to RECV_MESSAGE
+     * exactly as a half-close, and the close event that tells them apart
+     * may come later. Sending initial metadata settles it: a reset stream
+     * is closed for writing, so the send fails. Only then is the stream
+     * complete (a cancelled upload must never be applied). */
+    grpc_op op = {.op = GRPC_OP_SEND_INITIAL_METADATA};
+    call->initial_metadata_sent = true;
+    if (!start(call, &op, 1, &call->tag_confirm)) stream_abort(call);
     return;
   }
   bool too_deep;
@@ -303,7 +311,7 @@ void rpc_call_release(rpc_call *call) { rpc_call_unref(call); }
 bool rpc_call_event_needs_loop(const rpc_call *call, rpc_tag_kind kind) {
   /* Streaming callbacks run on the loop; a client stream's close may call
    * on_abort. The rest only flips a flag and drops a reference. */
-  return kind == TAG_RECV || kind == TAG_SEND ||
+  return kind == TAG_RECV || kind == TAG_SEND || kind == TAG_CONFIRM ||
          (kind == TAG_CLOSE && call->method && call->method->kind == RPC_CLIENT_STREAM);
 }
 
@@ -317,6 +325,15 @@ void rpc_call_on_event(rpc_call *call, rpc_tag_kind kind, bool ok) {
     break;
   case TAG_RECV:
     on_recv(call, ok);
+    break;
+  case TAG_CONFIRM:
+    if (call->stream_over || atomic_load(&call->finished)) break; /* aborted meanwhile */
+    if (!ok || atomic_load(&call->cancelled)) {
+      stream_abort(call);
+    } else {
+      call->stream_over = true;
+      call->method->on_end(call);
+    }
     break;
   case TAG_SEND: {
     grpc_byte_buffer_destroy(call->send_buffer);

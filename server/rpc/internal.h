@@ -30,6 +30,7 @@ typedef enum rpc_tag_kind {
   TAG_SEND,      /* SEND_MESSAGE done (server streaming) */
   TAG_FINISH,    /* status sent */
   TAG_CLOSE,     /* RECV_CLOSE_ON_SERVER: the call is over (cancelled or not) */
+  TAG_CONFIRM,   /* SEND_INITIAL_METADATA after a client stream's end: was it a half-close? */
   TAG_SHUTDOWN,  /* grpc_server_shutdown_and_notify completed */
 } rpc_tag_kind;
 
@@ -64,7 +65,7 @@ struct rpc_call {
   bool initial_metadata_sent;
   bool stream_over; /* CLIENT_STREAM: on_end or on_abort has run */
   int close_cancelled;
-  rpc_tag tag_recv, tag_send, tag_finish, tag_close;
+  rpc_tag tag_recv, tag_send, tag_finish, tag_close, tag_confirm;
   grpc_byte_buffer *recv_buffer;
   grpc_byte_buffer *send_buffer;
   grpc_byte_buffer *finish_buffer;

@@ -1,6 +1,7 @@
 """Every bad input of issue 4: the right status code, a message naming the
 layer / field / shapes, and the session (and server) left unchanged."""
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -373,6 +374,41 @@ class BadInputTest(SessionTestCase):
                 self.assert_unchanged()
         # The server still takes a whole upload.
         upload(self.stub, self.sid, data, chunk=1000)
+
+    def test_complete_upload_abandoned_before_the_stream_ends_is_not_loaded(self):
+        # Every byte of a valid checkpoint arrives, but the client never closes
+        # its side: it cancels, or its connection goes. gRPC reports such a
+        # reset to the server's read exactly as an end of stream, so the
+        # server must tell them apart before it loads anything. Repeated:
+        # the two events race.
+        data = download(self.stub, self.sid, include_optimizer=True)
+        tensors, meta = st.loads(data)
+        changed = st.dumps({k: (v + 1 if v.dtype == np.float32 else v) for k, v in
+                            tensors.items()}, meta, sort=False)
+        reqs = upload_requests(self.sid, changed)
+        for how in ("cancel", "close channel"):
+            for attempt in range(8):
+                with self.subTest(how=how, attempt=attempt):
+                    sent, release = threading.Event(), threading.Event()
+
+                    def stream():
+                        yield from reqs
+                        sent.set()
+                        release.wait(30)  # never closes its side while the call lives
+
+                    ch = self.daemon.channel()
+                    future = self.daemon.stub(ch).LoadStateDict.future(stream())
+                    self.assertTrue(sent.wait(30))
+                    time.sleep(0.05)  # the last message reaches the server
+                    if how == "cancel":
+                        future.cancel()
+                    else:
+                        ch.close()
+                    release.set()
+                    with self.assertRaises((grpc.RpcError, grpc.FutureCancelledError)):
+                        future.result(timeout=30)
+                    ch.close()
+                    self.assert_unchanged()
 
     # ---- bytes that are not protobuf ----------------------------------------------------
 
