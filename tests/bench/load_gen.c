@@ -109,10 +109,16 @@ bad:
 
 /* ---------------------------------------------------------------- server RSS */
 
+/* Every second: the server's VmRSS and what its sessions say they hold (the sum of
+ * SessionInfo.memory_bytes: parameters, gradients, optimizer state, checkpoints being
+ * sent). RSS growing while the sessions' own memory stays flat points at the allocator
+ * or at memory outside the sessions. */
 typedef struct rss_sampler {
+  const load_opts *o;
   int pid;
   double t0;
-  long kb[4096]; /* kb[i]: at i seconds (-1: unread) */
+  long kb[4096];         /* kb[i]: at i seconds (-1: unread) */
+  long session_kb[4096]; /* the same for the sessions' memory_bytes (-1: unknown) */
   int n;
   atomic_bool stop;
   pthread_t thread;
@@ -130,12 +136,31 @@ static long read_rss_kb(int pid) {
   return kb;
 }
 
+static long sessions_kb(traind_client *c) {
+  Traind__V1__ListSessionsResponse *list = NULL;
+  traind_status st = traind_list_sessions(c, &list);
+  if (st.code) {
+    load_unexpected("rss sampler", "ListSessions", &st);
+    return -1;
+  }
+  int64_t bytes = 0;
+  for (size_t i = 0; i < list->n_sessions; i++) bytes += list->sessions[i]->memory_bytes;
+  traind_message_free(list);
+  return (long)(bytes / 1024);
+}
+
 static void *rss_main(void *arg) {
   rss_sampler *r = arg;
+  traind_client *c = NULL;
+  traind_status st = load_connect(r->o, r->o->clients + r->o->replay_jobs + 1, &c);
+  if (st.code) load_unexpected("rss sampler", "connect", &st);
   while (!atomic_load(&r->stop) && r->n < 4096) {
     sleep_s(r->t0 + r->n - now_s());
-    r->kb[r->n++] = read_rss_kb(r->pid);
+    r->kb[r->n] = read_rss_kb(r->pid);
+    r->session_kb[r->n] = c ? sessions_kb(c) : -1;
+    r->n++;
   }
+  traind_client_close(c);
   return NULL;
 }
 
@@ -390,6 +415,7 @@ int main(int argc, char **argv) {
   double t0 = now_s();
   double server_cpu0 = o.server_pid ? cpu_seconds(o.server_pid) : -1;
   double self_cpu0 = cpu_seconds(getpid());
+  rss->o = &o;
   rss->pid = o.server_pid;
   rss->t0 = t0;
   if (o.server_pid) pthread_create(&rss->thread, NULL, rss_main, rss);
@@ -445,6 +471,8 @@ int main(int argc, char **argv) {
   if (o.server_pid) {
     int warm = (int)o.warmup_s, end = (int)elapsed;
     long w = rss_at(rss, warm), e = rss_at(rss, end), start = rss_at(rss, 0), max = -1;
+    long sw = rss->n ? rss->session_kb[warm < rss->n ? warm : rss->n - 1] : -1;
+    long se = rss->n ? rss->session_kb[end < rss->n ? end : rss->n - 1] : -1;
     for (int i = warm; i < rss->n; i++)
       if (rss->kb[i] > max) max = rss->kb[i];
     printf("\nserver RSS: %.1f MiB at start, %.1f MiB at %d s (warm-up), %.1f MiB at %d s, "
@@ -452,8 +480,12 @@ int main(int argc, char **argv) {
            start / 1024.0, w / 1024.0, warm, e / 1024.0, end, max / 1024.0,
            w > 0 ? 100.0 * (double)(max - w) / (double)w : 0.0);
     printf("load: rss_kb_start=%ld rss_kb_warmup=%ld warmup_s=%d rss_kb_end=%ld end_s=%d "
-           "rss_kb_max_after_warmup=%ld\n",
-           start, w, warm, e, end, max);
+           "rss_kb_max_after_warmup=%ld sessions_kb_warmup=%ld sessions_kb_end=%ld\n",
+           start, w, warm, e, end, max, sw, se);
+    printf("server RSS and the sessions' memory_bytes, every 10 s (MiB):");
+    for (int i = 0; i < rss->n; i += 10)
+      printf(" %ds %.0f/%.0f", i, rss->kb[i] / 1024.0, rss->session_kb[i] / 1024.0);
+    printf("\n");
     if (o.rss_growth_pct > 0 && w > 0 && (double)max > (double)w * (1 + o.rss_growth_pct / 100)) {
       printf("load: FAIL: RSS grew more than %.0f%% after warm-up\n", o.rss_growth_pct);
       rc = 1;
