@@ -55,8 +55,17 @@ static void reconnect(writer *w) {
 
 /* Logs the k-th batch as applied with the step count `step`. */
 static void applied(writer *w, uint64_t k, int64_t step) {
-  if (step != w->step + 1)
-    load_unexpectedf(w->cx->who, "TrainStep %llu: step count %lld, expected %lld",
+  if (step < w->step + 1)
+    load_unexpectedf(w->cx->who,
+                     "TrainStep %llu: step count %lld, expected %lld: the session went back "
+                     "%lld steps: an older checkpoint was loaded that this writer did not send "
+                     "(readers only send LoadStateDict streams they abandon)",
+                     (unsigned long long)k, (long long)step, (long long)(w->step + 1),
+                     (long long)(w->step + 1 - step));
+  else if (step != w->step + 1)
+    load_unexpectedf(w->cx->who,
+                     "TrainStep %llu: step count %lld, expected %lld: an abandoned TrainStep "
+                     "ran after the request that was queued behind it had answered",
                      (unsigned long long)k, (long long)step, (long long)(w->step + 1));
   w->step = step;
   wlog_add(&w->s->log, WL_TRAIN, k, 0, step);
