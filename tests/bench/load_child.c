@@ -82,6 +82,7 @@ int child_main(int argc, char **argv) {
     o.target = target;
     o.token = token;
     o.timeout_ms = 60000;
+    o.connect_timeout_ms = 10000;
     traind_client *c;
     traind_status st = traind_connect(&o, &c);
     if (st.code) child_fail("connect", &st);

@@ -125,6 +125,11 @@ bool raw_send(raw_call *call, const ProtobufCMessage *m, bool close) {
   size_t n = 0;
   if (!call->sent_md) {
     ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    /* Every raw call is on a new connection, and the point is to abandon it once it is
+     * in flight: wait for the connection rather than fail on a first connect attempt
+     * that does not succeed (seen once in a ThreadSanitizer run). */
+    ops[n].flags =
+        GRPC_INITIAL_METADATA_WAIT_FOR_READY | GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
     if (call->c->auth) {
       ops[n].data.send_initial_metadata.count = 1;
       ops[n].data.send_initial_metadata.metadata = &call->c->md;
