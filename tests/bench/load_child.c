@@ -41,13 +41,13 @@ static void wait_for_kill(void) {
 
 int child_main(int argc, char **argv) {
   if (argc < 6) {
-    fprintf(stderr, "load_gen child: KIND TARGET SESSION_ID SEED INDEX K [TOKEN]\n");
+    fprintf(stderr, "load_gen child: KIND TARGET SESSION_ID SEED INDEX K\n");
     return 2;
   }
   const char *kind = argv[0], *target = argv[1], *id = argv[2];
   uint64_t seed = strtoull(argv[3], NULL, 10), k = strtoull(argv[5], NULL, 10);
   int index = atoi(argv[4]);
-  const char *token = argc > 6 ? argv[6] : NULL;
+  const char *token = getenv(LOAD_TOKEN_ENV);
   raw_conn *conn = raw_open(target, token);
   ProtobufCMessage *resp = NULL;
 
@@ -123,7 +123,7 @@ bool child_run(client_ctx *cx, child_kind kind, uint64_t k, double max_delay_ms)
   snprintf(index, sizeof index, "%d", cx->session->index);
   snprintf(kstr, sizeof kstr, "%" PRIu64, k);
   char *argv[] = {(char *)o->self_exe, "--child", (char *)kind_names[kind], (char *)o->target,
-                  cx->session->id, seed, index, kstr, (char *)o->token, NULL};
+                  cx->session->id, seed, index, kstr, NULL};
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1); /* a dup2'd descriptor stays open */

@@ -9,11 +9,13 @@
  * read it: plain readers, chaos clients that abandon calls abruptly, and stallers that
  * stop mid-stream for seconds (load_writer.c, load_reader.c). After the run every
  * session's writer log is replayed on a fresh session and the states compared byte for
- * byte (load_replay.c).
+ * byte, and each idle live session gets a few whole uploads that are never closed and
+ * then abandoned, which must not load (load_replay.c).
  *
  * Pass: no unexpected error (anything but DEADLINE_EXCEEDED / CANCELLED on a call
- * abandoned on purpose), every replay identical, and with --rss-growth-pct the server's
- * RSS after warm-up within that much of its warm-up level. Exit 1 otherwise, 2 on usage.
+ * abandoned on purpose), every replay identical, no abandoned upload loaded, and with
+ * --rss-growth-pct the server's RSS after warm-up within that much of its warm-up level.
+ * Exit 1 otherwise, 2 on usage.
  * The report gives p50/p99 per request type (normal calls only), the same split by
  * whether a stall was in progress, requests/s, the RSS (sampled every second from
  * /proc/PID/status) and the replays; lines starting "load: " are for machines.
@@ -336,9 +338,11 @@ static int run_replays(const load_opts *o, load_session *sessions) {
     pthread_create(&th[j], NULL, replay_main, &jobs[j]);
   }
   for (int j = 0; j < o->replay_jobs; j++) pthread_join(th[j], NULL);
-  printf("\nreplay: each writer's log on a fresh session (same spec and seed), alone, %.1f s\n",
+  printf("\nreplay: each writer's log on a fresh session (same spec and seed), alone; then, "
+         "on the idle live session,\nuploads never closed and then abandoned (must not load): "
+         "%.1f s\n",
          now_s() - t0);
-  int ok = 0;
+  int ok = 0, probes = 0, applied = 0;
   for (int i = 0; i < o->sessions; i++) {
     const replay_result *r = &res[i];
     printf("  session %2d %-20s hidden %5d  steps %6lld  trains %6zu  snapshots %4zu  loads %4zu"
@@ -346,18 +350,26 @@ static int run_replays(const load_opts *o, load_session *sessions) {
            i, optimizer_names[i % 4], sessions[i].hidden, (long long)sessions[i].final_step,
            r->trains, r->snaps, r->loads, r->ok ? "identical" : "DIFFERENT");
     if (r->ok)
-      printf(" (%zu bytes)\n", r->bytes);
+      printf(" (%zu bytes)", r->bytes);
     else
-      printf(": %s\n", r->detail);
-    printf("load: replay session=%d ok=%d trains=%zu snapshots=%zu loads=%zu bytes=%zu\n", i,
-           r->ok, r->trains, r->snaps, r->loads, r->bytes);
+      printf(": %s", r->detail);
+    if (r->applied)
+      printf("; ABANDONED UPLOAD LOADED: %s\n", r->probe_detail);
+    else
+      printf("; %d abandoned uploads not loaded\n", r->probes);
+    printf("load: replay session=%d ok=%d trains=%zu snapshots=%zu loads=%zu bytes=%zu "
+           "abandoned_upload_probes=%d applied=%d\n",
+           i, r->ok, r->trains, r->snaps, r->loads, r->bytes, r->probes, r->applied);
     ok += r->ok;
+    probes += r->probes;
+    applied += r->applied;
   }
+  printf("load: abandoned_upload_probes=%d applied=%d\n", probes, applied);
   printf("load: replay_ok=%d/%d\n", ok, o->sessions);
   free(res);
   free(th);
   free(jobs);
-  return ok == o->sessions ? 0 : 1;
+  return ok == o->sessions && !applied ? 0 : 1;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -375,6 +387,10 @@ int main(int argc, char **argv) {
   self[len] = 0;
   o.self_exe = self;
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (o.token && setenv(LOAD_TOKEN_ENV, o.token, 1) != 0) { /* for the children */
+    perror("load_gen: setenv");
+    return 1;
+  }
   grpc_init(); /* held for the whole run: reconnects do not restart gRPC */
 
   load_run run = {.o = &o};

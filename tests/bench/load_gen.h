@@ -229,8 +229,10 @@ traind_status raw_drop(raw_conn *c, raw_call *call);
 
 /* ---------------------------------------------------------------- children (load_child.c) */
 
-/* argv after "--child": KIND TARGET SESSION_ID SEED INDEX K [TOKEN]. Never returns
- * normally: it signals the parent mid-call and waits to be killed. */
+/* argv after "--child": KIND TARGET SESSION_ID SEED INDEX K. The bearer token, if any,
+ * comes in the environment (not in argv, which ps shows). Never returns normally: it
+ * signals the parent mid-call and waits to be killed. */
+#define LOAD_TOKEN_ENV "TRAIND_LOAD_GEN_TOKEN"
 int child_main(int argc, char **argv);
 
 typedef enum child_kind { CHILD_TRAIN, CHILD_READ, CHILD_LOAD } child_kind;
@@ -246,12 +248,20 @@ typedef struct replay_result {
   size_t trains, snaps, loads;
   size_t bytes;         /* of the final state dict */
   char detail[256];     /* the first difference */
+  int probes, applied;  /* abandoned uploads on the idle live session; applied: wrongly */
+  char probe_detail[256];
   double seconds;
 } replay_result;
 
 /* Replays s's log on a fresh session (same spec and seed) through c, alone, and compares
  * every logged snapshot and the final StateDict(include_optimizer) byte for byte with
- * the live session's. Closes both sessions. */
+ * the live session's (r->ok, r->detail).
+ * Then abandons a few uploads on the live session, now idle: a whole checkpoint (the
+ * fresh session's initial state) sent, the stream never closed, then cancelled or its
+ * channel dropped; the live state must not change (r->applied, r->probe_detail). During
+ * the run such uploads mostly meet a busy session whose queue delays them past the
+ * cancellation; an idle one shows whether the server tells a cancelled stream from a
+ * completed one. Closes both sessions. */
 void replay_session(const load_opts *o, load_session *s, traind_client *c, replay_result *r);
 
 #endif

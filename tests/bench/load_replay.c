@@ -118,6 +118,60 @@ static void compare_final(load_session *s, traind_client *c, const char *rid,
   free(again);
 }
 
+#define PROBES 4
+
+/* The abandoned uploads of load_gen.h's comment: `ckpt` (the fresh session's initial
+ * state, unlike the live one) sent whole, never closed, then abandoned. */
+static void probe_abandoned_uploads(const load_opts *o, load_session *s, traind_client *c,
+                                    const uint8_t *ckpt, size_t ckpt_len, replay_result *r) {
+  uint8_t *before = NULL, *after = NULL;
+  size_t before_len = 0, after_len = 0;
+  traind_status st = traind_state_dict_to_buffer(c, s->id, true, &before, &before_len);
+  for (int i = 0; st.code == TRAIND_OK && i < PROBES && !r->applied; i++) {
+    raw_conn *rc = raw_open(o->target, o->token);
+    raw_call *call = raw_start(rc, "/traind.v1.Trainer/LoadStateDict", 0);
+    bool sent = true;
+    for (size_t off = 0; sent && off < ckpt_len; off += 1u << 20) {
+      Traind__V1__LoadStateDictRequest req = TRAIND__V1__LOAD_STATE_DICT_REQUEST__INIT;
+      if (off == 0) req.session_id = s->id;
+      req.has_data = true;
+      req.data.data = (uint8_t *)ckpt + off;
+      req.data.len = ckpt_len - off < (1u << 20) ? ckpt_len - off : 1u << 20;
+      sent = raw_send(call, &req.base, false);
+    }
+    sleep_s(0.05); /* the server has every byte; only the close is missing */
+    traind_status abandoned;
+    bool cancel = i % 2 == 0;
+    if (cancel) { /* RST_STREAM on a connection that stays */
+      abandoned = raw_finish(call, true);
+      raw_close(rc);
+    } else { /* the connection goes too */
+      abandoned = raw_drop(rc, call);
+    }
+    traind_status_clear(&abandoned);
+    sleep_s(0.1);
+    r->probes++;
+    free(after);
+    after = NULL;
+    st = traind_state_dict_to_buffer(c, s->id, true, &after, &after_len);
+    if (st.code == TRAIND_OK && (after_len != before_len || memcmp(after, before, after_len))) {
+      r->applied++;
+      snprintf(r->probe_detail, sizeof r->probe_detail,
+               "upload %d of %d, never closed and then %s, was applied: the live session "
+               "holds the uploaded checkpoint",
+               i + 1, PROBES, cancel ? "cancelled" : "dropped with its connection");
+    }
+  }
+  if (st.code != TRAIND_OK) {
+    snprintf(r->probe_detail, sizeof r->probe_detail, "StateDict: %s: %s",
+             traind_code_name(st.code), st.message ? st.message : "");
+    r->applied++; /* counted as a failure: the probe could not tell */
+    traind_status_clear(&st);
+  }
+  free(before);
+  free(after);
+}
+
 void replay_session(const load_opts *o, load_session *s, traind_client *c, replay_result *r) {
   memset(r, 0, sizeof *r);
   r->ok = true;
@@ -128,7 +182,14 @@ void replay_session(const load_opts *o, load_session *s, traind_client *c, repla
     fail_status(r, "CreateModel for the replay", &st);
     return;
   }
-  if (run_log(o, s, c, rid, r)) compare_final(s, c, rid, r);
+  /* The fresh state, for the probe after the replay (the replay then holds the live state). */
+  uint8_t *fresh = NULL;
+  size_t fresh_len = 0;
+  st = traind_state_dict_to_buffer(c, rid, true, &fresh, &fresh_len);
+  if (st.code != TRAIND_OK) fail_status(r, "StateDict of the fresh session", &st);
+  if (r->ok && run_log(o, s, c, rid, r)) compare_final(s, c, rid, r);
+  if (fresh) probe_abandoned_uploads(o, s, c, fresh, fresh_len, r);
+  free(fresh);
   st = traind_close_session(c, rid);
   if (st.code) fail_status(r, "CloseSession (replay)", &st);
   st = traind_close_session(c, s->id);
