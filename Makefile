@@ -88,7 +88,7 @@ bench-load: build
 # trainctl's JSON specs. FUZZ_SECONDS each (CI: 60), from tests/fuzz/corpus.
 fuzz: deps
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAIND_FUZZ=ON $(CMAKE_FLAGS)
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_requests fuzz_safetensors fuzz_spec_json
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_requests fuzz_safetensors fuzz_spec_json fuzz_session_file
 	bash tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
 clean:

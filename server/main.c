@@ -5,8 +5,9 @@
  * address. Run: the loop dispatches calls (rpc/), expires idle sessions on
  * a timer and waits for SIGTERM/SIGINT. Stop: health turns NOT_SERVING and
  * new work is refused while calls in flight finish (up to the grace
- * period); then gRPC shuts down, the pool drains, every session is freed,
- * and the process exits 0. */
+ * period); then gRPC shuts down, the pool drains, every session is saved
+ * and freed, and the process exits 0. Sessions saved by an earlier run
+ * (persist/) are restored before the port opens. */
 #include <errno.h>
 #include <grpc/grpc.h>
 #include <malloc.h>
@@ -36,9 +37,10 @@ typedef struct daemon_state {
 } daemon_state;
 
 static void on_expired(session *s, void *ctx) {
-  const daemon_state *d = ctx;
+  daemon_state *d = ctx;
   log_info("session %s expired after %.0f s idle (name \"%s\")", s->id, d->config.idle_timeout,
            s->name);
+  service_forget(&d->svc, s, NULL);
   session_release(s);
 }
 
@@ -210,6 +212,13 @@ int main(int argc, char **argv) {
     log_error("out of memory at start");
     goto out;
   }
+  if (store_open(d.config.data_dir, &d.svc.store)) {
+    log_error("--data-dir: %s", td_error_message());
+    goto out;
+  }
+  int restored = service_restore(&d.svc);
+  if (restored) log_info("%d session%s restored from %s", restored, restored == 1 ? "" : "s",
+                         store_dir(d.svc.store));
   rpc_server_options opts = {.listen = d.config.listen,
                              .max_message_size = d.config.max_message_size,
                              .user = &d.svc,
@@ -254,8 +263,6 @@ int main(int argc, char **argv) {
 
   uv_run(&d.loop, UV_RUN_DEFAULT);
   rc = 0;
-  log_info("stopped: %d session%s closed", registry_count(d.svc.sessions),
-           registry_count(d.svc.sessions) == 1 ? "" : "s");
 
 out:
   if (rc && d.svc.rpc) { /* failed before it started serving */
@@ -263,7 +270,16 @@ out:
     uv_run(&d.loop, UV_RUN_DEFAULT);
   }
   pool_destroy(d.svc.pool);
+  if (rc == 0) {
+    /* Nothing runs any more: the sessions can be read from this thread. */
+    int open = registry_count(d.svc.sessions);
+    int failed = service_save_all(&d.svc);
+    log_info("stopped: %d of %d session%s saved in %s%s", open - failed, open,
+             open == 1 ? "" : "s", store_dir(d.svc.store),
+             failed ? " (the others keep their previous save)" : "");
+  }
   registry_destroy(d.svc.sessions);
+  store_close(d.svc.store);
   tokens_free(d.svc.tokens);
   free(tls_cert);
   if (tls_key) memset(tls_key, 0, strlen(tls_key)); /* a private key: wipe before freeing */

@@ -169,12 +169,15 @@ unset TRAIND_SERVER TRAIND_TOKEN
 step "SIGTERM with a session open"
 stop_container
 
-step "restart on the same volume"
+step "restart on the same volume: the session comes back"
 quiet podman rm "$NAME" >/dev/null
 start_container
 podman exec "$NAME" test -s /var/lib/traind/deploy-test-marker ||
   fail "the new container does not see the volume's contents"
 "$TRAINCTL" --server "127.0.0.1:$PORT" health
+TRAIND_TOKEN=$TOKEN "$TRAINCTL" --server "127.0.0.1:$PORT" info "$sid" | tee "$OUT/restored.txt" ||
+  fail "session $sid was not restored from the volume"
+grep -q '^saved: *step' "$OUT/restored.txt" || fail "trainctl info shows no save of $sid"
 stop_container
 
 step "deploy/systemd/traind.service under systemd (PID 1 in a container)"

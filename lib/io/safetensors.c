@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "io/atomic_file.h"
 
 /* Tensor bytes are copied as they are in memory; the format is little-endian. */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -222,97 +222,14 @@ td_status td_safetensors_write_buffer(const td_tensor_map *m, void **buf, size_t
   return st;
 }
 
-/* ---- atomic file writing ------------------------------------------------ */
+/* ---- streaming ---------------------------------------------------------- */
 
-static td_status io_error(const char *what, const char *path, int err) {
-  return td_error(TD_ERR_IO, "%s '%s': %s", what, path, strerror(err));
-}
-
-static td_status write_all(int fd, const void *data, size_t n, const char *path) {
-  const char *p = data;
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return io_error("cannot write", path, errno);
-    if (w == 0) return io_error("cannot write", path, EIO);
-    p += w;
-    n -= (size_t)w;
-  }
-  return TD_OK;
-}
-
-/* The directory holding path ("." for a bare name), in a new td_alloc'd string. */
-static char *dir_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  size_t n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
-  char *dir = td_alloc(n + 1, "directory name");
-  if (!dir) return NULL;
-  memcpy(dir, !slash ? "." : path, n);
-  dir[n] = '\0';
-  return dir;
-}
-
-/* Creates a fresh temporary file next to path. O_EXCL with a name unique to
- * this process and call means two writers never share a temporary file, and
- * mode 0666 lets the umask give the checkpoint the usual permissions. */
-static td_status create_temp(const char *path, char **tmp_out, int *fd_out) {
-  static atomic_uint counter;
-  size_t size = strlen(path) + 48;
-  char *tmp = td_alloc(size, "temporary file name");
-  if (!tmp) return TD_ERR_NO_MEMORY;
-  for (int attempt = 0; attempt < 100; attempt++) {
-    snprintf(tmp, size, "%s.tmp-%ld-%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) {
-      *tmp_out = tmp;
-      *fd_out = fd;
-      return TD_OK;
-    }
-    if (errno != EEXIST) {
-      td_status st = io_error("cannot create temporary file", tmp, errno);
-      td_free(tmp);
-      return st;
-    }
-  }
-  td_status st = io_error("cannot create temporary file", tmp, EEXIST);
-  td_free(tmp);
-  return st;
-}
-
-/* Header then each tensor's row-major bytes, then fsync. */
-static td_status write_contents(int fd, const td_tensor_map *m, const unsigned char *head,
-                                size_t head_len, const char *tmp) {
-  td_status st = write_all(fd, head, head_len, tmp);
-  for (size_t i = 0; !st && i < m->count; i++) {
-    td_tensor *t = m->entries[i].tensor;
-    if (t->numel == 0) continue;
-    td_tensor *c;
-    if ((st = td_tensor_contiguous(t, &c))) break;
-    st = write_all(fd, td_tensor_data(c), td_tensor_nbytes(c), tmp);
-    td_tensor_release(c);
-  }
-  if (!st && fsync(fd)) st = io_error("cannot sync", tmp, errno);
-  return st;
-}
-
-static td_status sync_dir(const char *path) {
-  char *dir = dir_of(path);
-  if (!dir) return TD_ERR_NO_MEMORY;
-  td_status st = TD_OK;
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || fsync(fd))
-    st = io_error("file renamed into place, but cannot sync its directory", dir, errno);
-  if (fd >= 0) close(fd);
-  td_free(dir);
-  return st;
-}
-
-static td_status write_file(const td_tensor_map *m, const char *path) {
+static td_status write_stream(const td_tensor_map *m, td_write_sink sink, void *ctx) {
   json_t *root;
   uint64_t data_len;
   size_t json_len = 0, head_len = 0;
   /* Everything that can be refused (names, metadata) is checked before the
-   * file system is touched. */
+   * sink sees a byte. */
   td_status st = header_json(m, &root, &data_len);
   if (st) return st;
   unsigned char *head = NULL;
@@ -324,25 +241,41 @@ static td_status write_file(const td_tensor_map *m, const char *path) {
       st = TD_ERR_NO_MEMORY;
   }
   json_decref(root);
-  if (st) return st;
-
-  char *tmp = NULL;
-  int fd = -1;
-  if ((st = create_temp(path, &tmp, &fd))) {
-    td_free(head);
-    return st;
-  }
-  st = write_contents(fd, m, head, head_len, tmp);
+  if (!st) st = sink(ctx, head, head_len);
   td_free(head);
-  if (close(fd) && !st) st = io_error("cannot close", tmp, errno);
-  if (!st && rename(tmp, path)) st = io_error("cannot rename the temporary file onto", path, errno);
-  if (st) {
-    unlink(tmp);
-    td_free(tmp);
+  /* Then each tensor's row-major bytes (a copy only for strided views). */
+  for (size_t i = 0; !st && i < m->count; i++) {
+    td_tensor *t = m->entries[i].tensor;
+    if (t->numel == 0) continue;
+    td_tensor *c;
+    if ((st = td_tensor_contiguous(t, &c))) break;
+    st = sink(ctx, td_tensor_data(c), td_tensor_nbytes(c));
+    td_tensor_release(c);
+  }
+  return st;
+}
+
+td_status td_safetensors_write_stream(const td_tensor_map *m, td_write_sink sink, void *ctx) {
+  td_status st = write_stream(m, sink, ctx);
+  if (st) td_error_prefix("safetensors: ");
+  return st;
+}
+
+/* ---- atomic file writing ------------------------------------------------ */
+
+static td_status file_sink(void *f, const void *data, size_t n) {
+  return td_atomic_file_write(f, data, n);
+}
+
+static td_status write_file(const td_tensor_map *m, const char *path) {
+  td_atomic_file f;
+  td_status st = td_atomic_file_begin(&f, path);
+  if (st) return st;
+  if ((st = write_stream(m, file_sink, &f))) {
+    td_atomic_file_abort(&f);
     return st;
   }
-  td_free(tmp);
-  return sync_dir(path);
+  return td_atomic_file_commit(&f);
 }
 
 td_status td_safetensors_write_file(const td_tensor_map *m, const char *path) {

@@ -35,6 +35,13 @@
  * INVALID_ARGUMENT. On error *buf is NULL and *len 0. */
 td_status td_safetensors_write_buffer(const td_tensor_map *m, void **buf, size_t *len);
 
+/* Streams the same bytes to sink(ctx, data, n) in pieces (the header, then
+ * each tensor), without holding the file in memory: the first error a sink
+ * returns stops the stream and is returned. Names and metadata are checked
+ * before the sink sees anything. */
+typedef td_status (*td_write_sink)(void *ctx, const void *data, size_t n);
+td_status td_safetensors_write_stream(const td_tensor_map *m, td_write_sink sink, void *ctx);
+
 /* Writes m to path atomically: a temporary file in the same directory is
  * written, fsynced and renamed over path, then the directory is fsynced. On
  * failure (TD_ERR_IO naming the path and the system error) the temporary file

@@ -13,22 +13,27 @@ typedef struct create_job {
   rpc_call *call;
 } create_job;
 
-/* Builds everything, then registers the session: a refused spec or a full
- * server leaves nothing behind. */
-static td_status build_session(rpc_call *call, const Traind__V1__CreateModelRequest *req,
-                               session **out) {
-  service *svc = service_of(call);
+td_status service_build_session(service *svc, const Traind__V1__CreateModelRequest *req,
+                                session **out) {
   *out = NULL;
   if (!req->model) return td_error(TD_ERR_INVALID_ARGUMENT, "model is required");
   if (req->name && strlen(req->name) > SESSION_NAME_MAX)
     return td_error(TD_ERR_INVALID_ARGUMENT, "name: at most %d bytes, got %zu", SESSION_NAME_MAX,
                     strlen(req->name));
+  /* The request as its file will keep it (persist/session_file.h). */
+  size_t packed_len = protobuf_c_message_get_packed_size(&req->base);
+  uint8_t *packed = malloc(packed_len ? packed_len : 1);
+  if (!packed) return td_error(TD_ERR_NO_MEMORY, "out of memory creating the session");
+  protobuf_c_message_pack(&req->base, packed);
   td_module *model = NULL;
   spec_optimizer opt = {0};
   /* Everything the session will own is charged to its account from the
    * first weight on (and the server's memory limit applies). */
   td_mem_account *mem = calloc(1, sizeof *mem);
-  if (!mem) return td_error(TD_ERR_NO_MEMORY, "out of memory creating the session");
+  if (!mem) {
+    free(packed);
+    return td_error(TD_ERR_NO_MEMORY, "out of memory creating the session");
+  }
   td_mem_account *previous = td_mem_set_account(mem);
   td_status st = spec_build_model(req->model, req->seed, &svc->limits, &model);
   if (!st && req->optimizer) st = spec_build_optimizer(req->optimizer, model, &opt);
@@ -41,8 +46,23 @@ static td_status build_session(rpc_call *call, const Traind__V1__CreateModelRequ
     td_optimizer_destroy(opt.optimizer);
     td_module_destroy(model);
     free(mem);
+    free(packed);
     return st;
   }
+  s->create_request = packed;
+  s->create_request_len = packed_len;
+  *out = s;
+  return TD_OK;
+}
+
+/* Builds everything, then registers the session: a refused spec or a full
+ * server leaves nothing behind. */
+static td_status build_session(rpc_call *call, const Traind__V1__CreateModelRequest *req,
+                               session **out) {
+  service *svc = service_of(call);
+  session *s;
+  td_status st = service_build_session(svc, req, &s);
+  if (st) return st;
   snprintf(s->tenant, sizeof s->tenant, "%s", rpc_call_principal(call));
   registry_quota quota = {svc->config->tenant_max_sessions, svc->config->tenant_max_parameters};
   registry_refusal refusal = registry_add(svc->sessions, s, &quota);
@@ -74,16 +94,13 @@ static td_status build_session(rpc_call *call, const Traind__V1__CreateModelRequ
   return td_error(TD_ERR_INTERNAL, "no random bytes for a session id (getrandom failed)");
 }
 
-static void create_session(void *arg) {
-  rpc_call *call = arg;
-  const Traind__V1__CreateModelRequest *req =
-      (const Traind__V1__CreateModelRequest *)rpc_call_request(call);
-  session *s;
-  td_status st = build_session(call, req, &s);
-  if (st) {
-    service_fail(call, st);
-    return;
-  }
+/* The session's first job: the registry already lists it, so its file is
+ * written on its queue like any later save, never alongside a request. */
+static void created_work(rpc_call *call, session *s, const ProtobufCMessage *msg) {
+  (void)msg;
+  /* Durable before it is acknowledged: a restart brings back every
+   * session a client was told exists. */
+  service_save(service_of(call), s, "created");
   log_info("session %s created (name \"%s\", %lld parameters, optimizer %s)", s->id, s->name,
            (long long)s->num_parameters, *s->optimizer_name ? s->optimizer_name : "none");
   Traind__V1__CreateModelResponse resp = TRAIND__V1__CREATE_MODEL_RESPONSE__INIT;
@@ -96,6 +113,19 @@ static void create_session(void *arg) {
     rpc_call_finish(call, GRPC_STATUS_OK, NULL, &resp.base);
   }
   service_info_clear(&info);
+}
+
+static void create_session(void *arg) {
+  rpc_call *call = arg;
+  const Traind__V1__CreateModelRequest *req =
+      (const Traind__V1__CreateModelRequest *)rpc_call_request(call);
+  session *s = NULL;
+  td_status st = build_session(call, req, &s);
+  if (st) {
+    service_fail(call, st);
+    return;
+  }
+  service_queue_on(call, s, created_work);
   session_release(s);
 }
 

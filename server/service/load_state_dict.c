@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/status.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
@@ -20,8 +21,8 @@ typedef struct upload {
 static void upload_free(void *arg) {
   upload *u = arg;
   if (!u) return;
+  td_free(u->data); /* credits the session's account (core/alloc.h) */
   session_release(u->session);
-  free(u->data);
   free(u);
 }
 
@@ -81,11 +82,18 @@ void load_state_dict_message(rpc_call *call, const ProtobufCMessage *msg) {
   if (u->size + req->data.len > u->cap) {
     size_t cap = u->cap ? u->cap : (size_t)1 << 20;
     while (cap < u->size + req->data.len) cap *= 2;
-    unsigned char *grown = realloc(u->data, cap);
+    if (cap > u->limit) cap = u->limit;
+    /* Charged to the session like its tensors, so that uploads in flight
+     * count against --max-memory too. */
+    td_mem_account *previous = td_mem_set_account(u->session->mem);
+    unsigned char *grown = td_alloc(cap, "checkpoint upload");
+    td_mem_set_account(previous);
     if (!grown) {
-      fail_upload(call, u, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory%s", "");
+      fail_upload(call, u, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", td_error_message());
       return;
     }
+    if (u->size) memcpy(grown, u->data, u->size);
+    td_free(u->data);
     u->data = grown;
     u->cap = cap;
   }
@@ -130,6 +138,7 @@ static void load_work(rpc_call *call, session *s, const ProtobufCMessage *msg) {
     service_fail(call, st);
     return;
   }
+  service_save(service_of(call), s, "checkpoint loaded");
   Traind__V1__LoadStateDictResponse resp = TRAIND__V1__LOAD_STATE_DICT_RESPONSE__INIT;
   resp.missing_keys = dup_list(result.missing_keys, result.n_missing);
   resp.n_missing_keys = (size_t)result.n_missing;

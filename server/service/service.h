@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "auth/tokens.h"
+#include "persist/store.h"
 #include "rpc/rpc.h"
 #include "session/session.h"
 #include "spec/spec.h"
@@ -24,6 +25,7 @@ typedef struct service {
   pool *pool;
   rpc_server *rpc; /* set once the server exists */
   tokens *tokens;  /* NULL: no authentication (every caller is tenant "") */
+  session_store *store; /* NULL: sessions are not persisted (tests of the service alone) */
 } service;
 
 /* The methods of both services, for rpc_server_create. */
@@ -97,6 +99,45 @@ void session_drop_recording(session *s);
 
 /* The global L2 norm of all parameter gradients (0 without any). */
 float session_grad_norm(session *s);
+
+/* ---- building sessions (create_model.c) ---------------------------------- */
+
+/* A new session (not yet registered) from a CreateModelRequest: model,
+ * optimizer, GradManagers, its memory account, and the request packed for
+ * its file. Refusals name the field. */
+td_status service_build_session(service *svc, const Traind__V1__CreateModelRequest *req,
+                                session **out);
+
+/* ---- durability (durability.c) ---------------------------------------------
+ *
+ * A session's file is written when it is created, every --autosave-steps
+ * optimizer steps, after LoadStateDict and SetTraining, and at shutdown;
+ * it is deleted when the session is closed or expires. A failed save is
+ * logged and shown in SessionInfo (save_error) and leaves the previous file
+ * as it was; the request that triggered it still succeeds, since what it
+ * did to the session in memory is done. */
+
+/* Saves s now (on its queue, or with nothing else running). Clears this
+ * thread's cancellation check: a save is never cut short. */
+void service_save(service *svc, session *s, const char *why);
+/* After an optimizer step: saves when --autosave-steps steps have passed
+ * since the last save. */
+void service_autosave(service *svc, session *s);
+/* For a session just taken out of the registry (closed, or expired): marks
+ * it closed, so nothing saves it again, and queues the deletion of its file
+ * behind its queued requests; then answers close_call (CloseSession; NULL
+ * for an expiry), so a close is acknowledged only once it is durable. */
+void service_forget(service *svc, session *s, rpc_call *close_call);
+/* The session a file describes (not registered): built from its
+ * CreateModelRequest as CreateModel built it, then given the file's state,
+ * mode, id, owner and creation time. */
+td_status service_session_from_record(service *svc, const session_record *rec, session **out);
+/* At start: every session file back into the registry, under its old id.
+ * Returns the number restored. */
+int service_restore(service *svc);
+/* At shutdown, once the pool has stopped: saves every open session.
+ * Returns how many saves failed (each is logged). */
+int service_save_all(service *svc);
 
 /* ---- the training steps shared by Forward and TrainStep (forward.c) ----- */
 

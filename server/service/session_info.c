@@ -28,6 +28,12 @@ int service_info_fill(session *s, Traind__V1__SessionInfo *info) {
   info->last_used_unix_ms = sum.last_used_ms;
   info->has_memory_bytes = true;
   info->memory_bytes = atomic_load(&s->mem->bytes);
+  session_save_state save = session_get_save_state(s);
+  info->has_saved_step = info->has_saved_unix_ms = true;
+  info->saved_step = save.saved_step;
+  info->saved_unix_ms = save.saved_ms;
+  info->save_error = strdup(save.error);
+  if (!info->save_error) return -1;
   if (s->n_params == 0) return 0;
   /* One allocation for the pointer array and the messages it points to. */
   size_t bytes = (size_t)s->n_params * (sizeof(Traind__V1__ParameterInfo *) +
@@ -51,6 +57,8 @@ int service_info_fill(session *s, Traind__V1__SessionInfo *info) {
 }
 
 void service_info_clear(Traind__V1__SessionInfo *info) {
+  free(info->save_error);
+  info->save_error = NULL;
   free(info->parameters);
   info->parameters = NULL;
   info->n_parameters = 0;

@@ -58,7 +58,8 @@ void handle_list_sessions(rpc_call *call, const ProtobufCMessage *msg) {
 }
 
 /* The session leaves the registry now (its id is NOT_FOUND from here on);
- * requests already queued still run, and the last of them frees it. */
+ * requests already queued still run, then its file is deleted and the
+ * close answered (service_forget); the last reference frees it. */
 void handle_close_session(rpc_call *call, const ProtobufCMessage *msg) {
   const Traind__V1__CloseSessionRequest *req = (const Traind__V1__CloseSessionRequest *)msg;
   if (!service_admit(call)) return;
@@ -66,15 +67,16 @@ void handle_close_session(rpc_call *call, const ProtobufCMessage *msg) {
   if (!s) return;
   log_info("session %s closed (name \"%s\", %lld steps)", s->id, s->name,
            (long long)session_get_summary(s).step);
+  service_forget(service_of(call), s, call);
   session_release(s);
-  Traind__V1__CloseSessionResponse resp = TRAIND__V1__CLOSE_SESSION_RESPONSE__INIT;
-  rpc_call_finish(call, GRPC_STATUS_OK, NULL, &resp.base);
 }
 
 static void set_training_work(rpc_call *call, session *s, const ProtobufCMessage *msg) {
   const Traind__V1__SetTrainingRequest *req = (const Traind__V1__SetTrainingRequest *)msg;
+  bool changed = s->model->training != req->training;
   td_module_train(s->model, req->training);
   session_update_summary(s);
+  if (changed) service_save(service_of(call), s, "train/eval switched");
   Traind__V1__SetTrainingResponse resp = TRAIND__V1__SET_TRAINING_RESPONSE__INIT;
   resp.has_training = true;
   resp.training = req->training;

@@ -35,6 +35,7 @@ static void step_work(rpc_call *call, session *s, const ProtobufCMessage *msg) {
   resp.step = td_optimizer_num_steps(s->optimizer);
   resp.lr = lr;
   resp.grad_norm = norm;
+  service_autosave(service_of(call), s);
   rpc_call_finish(call, GRPC_STATUS_OK, NULL, &resp.base);
 }
 

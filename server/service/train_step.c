@@ -46,6 +46,7 @@ static void train_step_work(rpc_call *call, session *s, const ProtobufCMessage *
     resp.step = td_optimizer_num_steps(s->optimizer);
     resp.grad_norm = norm;
     resp.lr = lr;
+    service_autosave(service_of(call), s);
     rpc_call_finish(call, GRPC_STATUS_OK, NULL, &resp.base);
   }
   spec_tensor_proto_clear(&out);

@@ -105,6 +105,18 @@ registry_refusal registry_add(registry *r, session *s, const registry_quota *quo
   return rc;
 }
 
+registry_refusal registry_restore(registry *r, session *s) {
+  uv_mutex_lock(&r->lock);
+  registry_refusal rc = REGISTRY_FULL;
+  if (r->count < r->max && find(r, s->id) < 0) {
+    session_retain(s);
+    r->items[r->count++] = s;
+    rc = REGISTRY_ADDED;
+  }
+  uv_mutex_unlock(&r->lock);
+  return rc;
+}
+
 session *registry_get(registry *r, const char *id) {
   uv_mutex_lock(&r->lock);
   int i = find(r, id);

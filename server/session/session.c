@@ -24,6 +24,7 @@ static void free_session(session *s) {
   td_module_destroy(s->model);
   for (int i = 0; i < s->n_params; i++) free(s->params[i].name);
   free(s->params);
+  free(s->create_request);
   uv_mutex_destroy(&s->lock);
   free(s->mem); /* after everything charged to it */
   free(s);
@@ -99,6 +100,25 @@ session_summary session_get_summary(session *s) {
   return out;
 }
 
+session_save_state session_get_save_state(session *s) {
+  uv_mutex_lock(&s->lock);
+  session_save_state out = s->save;
+  uv_mutex_unlock(&s->lock);
+  return out;
+}
+
+void session_note_save(session *s, int64_t step, const char *error) {
+  uv_mutex_lock(&s->lock);
+  if (error) {
+    snprintf(s->save.error, sizeof s->save.error, "%s", error);
+  } else {
+    s->save.saved_step = step;
+    s->save.saved_ms = session_now_ms();
+    s->save.error[0] = '\0';
+  }
+  uv_mutex_unlock(&s->lock);
+}
+
 int session_pending(session *s) {
   uv_mutex_lock(&s->lock);
   int n = s->pending;
@@ -151,6 +171,8 @@ int session_create(pool *p, const char *name, td_module *model, td_optimizer *op
   s->runner.run = run_next;
   uv_mutex_init(&s->lock);
   s->summary.last_used_ms = s->created_ms;
+  s->save.saved_step = -1;
+  atomic_init(&s->closed, false);
   session_update_summary(s);
   *out = s;
   return 0;

@@ -46,6 +46,13 @@ typedef struct session_summary {
   int64_t last_used_ms;
 } session_summary;
 
+/* How the session's durable copy stands (persist/). */
+typedef struct session_save_state {
+  int64_t saved_step;  /* the optimizer step of the last completed save; -1: none yet */
+  int64_t saved_ms;    /* when it completed (Unix ms); 0: none yet */
+  char error[256];     /* why the last save failed; "" when it succeeded */
+} session_save_state;
+
 typedef struct session_job session_job;
 struct session_job {
   void (*run)(session_job *job); /* on a worker, alone in its session */
@@ -63,6 +70,9 @@ typedef struct session {
   session_param *params; /* state-dict order; fixed for the session's life */
   int n_params;
   const char *optimizer_name; /* static string, "" without an optimizer */
+  uint8_t *create_request;    /* owned: the CreateModelRequest, packed, as the client sent */
+  size_t create_request_len;  /* it (what a restart rebuilds the session from) */
+  atomic_bool closed;         /* closed or expired: its file is being deleted, never saved */
 
   /* Engine state: only the session's jobs touch these. */
   td_module *model;
@@ -80,6 +90,7 @@ typedef struct session {
   bool scheduled; /* a runner is queued on (or running on) the pool */
   int pending;    /* jobs queued or running */
   session_summary summary;
+  session_save_state save;
   pool_job runner;
   pool *pool;
 } session;
@@ -100,6 +111,10 @@ void session_submit(session *s, session_job *job);
  * session's worker) after they change something. */
 void session_update_summary(session *s);
 session_summary session_get_summary(session *s);
+/* The save state, and its update after a save (error NULL: it succeeded). */
+session_save_state session_get_save_state(session *s);
+void session_note_save(session *s, int64_t step, const char *error);
+
 /* Number of jobs queued or running. */
 int session_pending(session *s);
 
@@ -130,6 +145,10 @@ typedef enum registry_refusal {
  * under the same lock, so concurrent creations cannot overshoot). The
  * registry takes one reference. */
 registry_refusal registry_add(registry *r, session *s, const registry_quota *quota);
+/* Adds s under the id it already has (a session restored from disk), with
+ * no tenant quota: it was admitted when it was created. REGISTRY_FULL also
+ * when the id is taken. */
+registry_refusal registry_restore(registry *r, session *s);
 /* A new reference to the open session with this id, or NULL. */
 session *registry_get(registry *r, const char *id);
 /* The same for a session of `tenant` only (another tenant's is absent). */

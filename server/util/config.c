@@ -31,7 +31,10 @@ static const option_def options[] = {
     {"--listen", "TRAIND_LISTEN", OPT_STRING, FIELD(listen), 0, 256, "HOST:PORT",
      "address to serve on (default 127.0.0.1:50051; port 0 picks a free port, logged)"},
     {"--data-dir", "TRAIND_DATA_DIR", OPT_STRING, FIELD(data_dir), 0, 1024, "DIR",
-     "where checkpoints are kept (default ./traind-data)"},
+     "where sessions are kept across restarts (default ./traind-data)"},
+    {"--autosave-steps", "TRAIND_AUTOSAVE_STEPS", OPT_INT, FIELD(autosave_steps), 0, 1e9, "N",
+     "save each session every N optimizer steps (default 50; 0: only when created, loaded, "
+     "switched train/eval and at shutdown); a crash loses at most the steps since"},
     {"--workers", "TRAIND_WORKERS", OPT_INT, FIELD(workers), 1, 256, "N",
      "compute threads; sessions run in parallel on them (default: the number of CPUs)"},
     {"--blas-threads", "TRAIND_BLAS_THREADS", OPT_INT, FIELD(blas_threads), 1, 256, "N",
@@ -82,6 +85,7 @@ static void set_defaults(traind_config *cfg) {
   cfg->max_sessions = 64;
   cfg->max_parameters = 100 * 1000 * 1000;
   cfg->max_tensor_elements = 64 << 20;
+  cfg->autosave_steps = 50;
   cfg->idle_timeout = 3600;
   cfg->grace_period = 10;
   cfg->log_level = LOG_INFO;

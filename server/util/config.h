@@ -13,7 +13,9 @@
 
 typedef struct traind_config {
   char listen[256];            /* HOST:PORT; port 0 picks a free one */
-  char data_dir[1024];         /* checkpoints and durable state */
+  char data_dir[1024];         /* durable state: sessions/<id>.session (persist/store.h) */
+  int autosave_steps;          /* save a session every this many optimizer steps; 0: never
+                                  between creation, loads and shutdown */
   int workers;                 /* compute threads: sessions run in parallel on them */
   int blas_threads;            /* OpenBLAS threads per product */
   int64_t max_message_size;    /* bytes, both directions */

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Writes the fuzzers' seed corpora (tests/fuzz/corpus/<target>/), committed so
 that every fuzz run starts from inputs that reach deep: valid requests of each
-type, real checkpoints, the example JSON specs. Rerun after a proto change:
+type, real checkpoints, the example JSON specs, and session files written by
+the real daemon. Rerun after a proto or file-format change:
 
-    /usr/bin/python3 tests/fuzz/make_seeds.py build/python
+    /usr/bin/python3 tests/fuzz/make_seeds.py build/python build/server/traind
 """
 import os
-import shutil
 import sys
+import tempfile
 
 import numpy as np
 
@@ -53,8 +54,38 @@ def linear_checkpoint(rng, with_optimizer=False):
     return st.dumps(t, meta, sort=False)
 
 
+def session_files(traind):
+    """Files of a few sessions (BatchNorm, Dropout, optimizers, eval mode), as
+    the daemon saves them. fuzz_session_file's first byte: 1 = the file as it
+    is, 0 = its payload (the target writes the header)."""
+    import daemon
+    daemon.BIN = os.path.abspath(traind)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = daemon.Daemon("--workers", "1", data_dir=os.path.join(tmp, "data"))
+        d.start()
+        stub = d.stub()
+        net = specs.seq(specs.linear(8, 6), specs.batch_norm1d(6), specs.relu(),
+                        specs.dropout(0.2), specs.linear(6, 3))
+        kinds = [("mlp_sgd", specs.mlp(8, 16, 4), specs.sgd(0.1, momentum=0.9)),
+                 ("bn_dropout_adam", net, specs.adam(1e-3)),
+                 ("no_optimizer", specs.mlp(4, 2), None)]
+        for name, model, opt in kinds:
+            req = pb.CreateModelRequest(model=model, seed=1, name=name)
+            if opt is not None:
+                req.optimizer.CopyFrom(opt)
+            sid = stub.CreateModel(req).session_id
+            if name == "no_optimizer":
+                stub.SetTraining(pb.SetTrainingRequest(session_id=sid, training=False))
+            with open(os.path.join(d.data_dir, "sessions", f"{sid}.session"), "rb") as f:
+                data = f.read()
+            write("fuzz_session_file", name, b"\x01" + data)
+            write("fuzz_session_file", name + "_payload", b"\x00" + data[24:])
+        d.stop()
+
+
 def main():
-    shutil.rmtree(os.path.join(HERE, "corpus"), ignore_errors=True)
+    # Overwrites its own seeds only: the corpora also keep inputs the fuzzer
+    # found (hash-named), which must survive a rerun.
     rng = np.random.default_rng(0)
     ce = specs.cross_entropy()
 
@@ -101,6 +132,9 @@ def main():
           b' "kernel_size": 3, "padding": 1}}, {"batch_norm2d": {"num_features": 2}}, "flatten"]},'
           b' "optimizer": {"adamw": {"lr": 0.001}, "schedule": {"cosine": {"t_max": 10},'
           b' "warmup_steps": 2}}, "seed": 3}')
+
+    if len(sys.argv) > 2:
+        session_files(sys.argv[2])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 artifacts="$build/fuzz-artifacts"
 mkdir -p "$artifacts"
 status=0
-for target in fuzz_requests fuzz_safetensors fuzz_spec_json; do
+for target in fuzz_requests fuzz_safetensors fuzz_spec_json fuzz_session_file; do
   corpus="$build/fuzz-corpus/$target"
   mkdir -p "$corpus"
   cp -n "$here/corpus/$target/"* "$corpus/" 2>/dev/null || true

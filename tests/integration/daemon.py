@@ -50,12 +50,14 @@ _all_daemons = []
 
 
 class Daemon:
-    """One traind process on 127.0.0.1:<free port> with a temporary data dir."""
+    """One traind process on 127.0.0.1:<free port> with a temporary data dir
+    (or `data_dir`, which outlives it: restarts share one)."""
 
-    def __init__(self, *flags, env=None):
+    def __init__(self, *flags, env=None, data_dir=None, cwd=None):
         self.flags = list(flags)
+        self.cwd = cwd  # the daemon's working directory (default: the test's)
         self.tmp = tempfile.TemporaryDirectory(prefix="traind-itest-")
-        self.data_dir = os.path.join(self.tmp.name, "data")
+        self.data_dir = data_dir or os.path.join(self.tmp.name, "data")
         self.env = dict(os.environ, **(env or {}))
         self.lines = []
         self._lock = threading.Lock()
@@ -69,9 +71,10 @@ class Daemon:
     # ---- lifecycle -------------------------------------------------------
 
     def start(self):
-        argv = [BIN, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir] + self.flags
+        argv = [os.path.abspath(BIN), "--listen", "127.0.0.1:0", "--data-dir", self.data_dir]
+        argv += self.flags
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=self.env)
+                                     stderr=subprocess.PIPE, env=self.env, cwd=self.cwd)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + START_TIMEOUT

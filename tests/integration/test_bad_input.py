@@ -458,6 +458,54 @@ class MessageSizeTest(SessionTestCase):
         upload(self.stub, self.sid, data, chunk=1000)
 
 
+class UploadSizeTest(SessionTestCase):
+    """LoadStateDict's limit on a whole upload (load_state_dict.c): 16 bytes
+    per parameter of the largest model (--max-parameters: weights and up to
+    three optimizer buffers) plus 64 MiB for the header and headroom. An
+    upload is refused as soon as it passes it, whatever its chunks."""
+    MAX_PARAMETERS = 5000  # mlp_small has 4810
+    LIMIT = MAX_PARAMETERS * 16 + (64 << 20)
+    FLAGS = daemon.DaemonTestCase.FLAGS + ("--max-parameters", str(MAX_PARAMETERS))
+
+    @staticmethod
+    def checkpoint_of_size(tensors, meta, size):
+        """A valid checkpoint of exactly `size` bytes: `tensors`, then an
+        extra F32 tensor "padding" (an unexpected key: strict=False reports
+        it), then spaces after the header's JSON for the last few bytes."""
+        def build(n, pad):
+            data = st.dumps(dict(tensors, padding=np.zeros(n, np.float32)), meta, sort=False)
+            head = int.from_bytes(data[:8], "little")
+            text = data[8:8 + head].rstrip(b" ") + b" " * pad
+            return len(text).to_bytes(8, "little") + text + data[8 + head:]
+
+        n = (size - len(build(0, 0))) // 4
+        while len(build(n, 0)) > size:  # the offsets' digits lengthen the header
+            n -= 1
+        data = build(n, size - len(build(n, 0)))
+        assert len(data) == size, (len(data), size)
+        return data
+
+    def test_upload_over_the_limit(self):
+        tensors, meta = st.loads(download(self.stub, self.sid, include_optimizer=True))
+        # One byte over, and a checkpoint that would change the session if
+        # any of it were loaded.
+        changed = {k: (v + 1 if v.dtype == np.float32 else v) for k, v in tensors.items()}
+        over = self.checkpoint_of_size(changed, meta, self.LIMIT + 1)
+        for chunk in (1 << 20, 3 << 20):
+            with self.subTest(chunk=chunk):
+                self.assertRpcError(C.RESOURCE_EXHAUSTED, upload, self.stub, self.sid, over,
+                                    chunk=chunk, strict=False,
+                                    contains=(str(self.LIMIT), "--max-parameters"))
+                self.assert_unchanged()
+        del over
+        # Exactly the limit is taken (and the session's own values in it
+        # change nothing).
+        resp = upload(self.stub, self.sid, self.checkpoint_of_size(tensors, meta, self.LIMIT),
+                      strict=False)
+        self.assertEqual(list(resp.unexpected_keys), ["padding"])
+        self.assertEqual(list(resp.missing_keys), [])
+
+
 class SessionLimitTest(daemon.DaemonTestCase):
     FLAGS = daemon.DaemonTestCase.FLAGS + ("--max-sessions", "2")
 

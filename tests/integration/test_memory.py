@@ -6,7 +6,7 @@ import numpy as np
 
 import daemon
 import specs
-from client import create, forward, tensor
+from client import create, download, forward, tensor, upload
 from daemon import trainer_pb2 as pb
 
 MIB = 1 << 20
@@ -56,6 +56,20 @@ class MemoryTest(daemon.DaemonTestCase):
         # A model that alone would pass the limit is refused at creation.
         self.assertRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, create, self.stub,
                             specs.seq(specs.linear(4096, 8192)), contains="memory limit")
+        self.stub.CloseSession(pb.CloseSessionRequest(session_id=sid))
+
+    def test_uploads_in_flight_count_against_the_limit(self):
+        # A checkpoint upload is buffered until its stream ends: 80 MiB of it
+        # (its header claims as much) must meet the 64 MiB limit, not the
+        # kernel. The upload's own limit (from --max-parameters) is far above.
+        sid = create(self.stub, specs.mlp_small(), specs.sgd(0.1)).session_id
+        before = download(self.stub, sid, include_optimizer=True)
+        junk = before + bytes(80 * MIB)
+        self.assertRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, upload, self.stub, sid, junk,
+                            contains=["memory limit", "checkpoint upload", "67108864"])
+        self.assertEqual(download(self.stub, sid, include_optimizer=True), before)
+        self.assertLess(self.info(sid).memory_bytes, MIB)  # the buffer was given back
+        upload(self.stub, sid, before)  # a real one still loads
         self.stub.CloseSession(pb.CloseSessionRequest(session_id=sid))
 
 

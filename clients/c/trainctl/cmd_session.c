@@ -108,6 +108,14 @@ static int run_info(tc_ctx *ctx) {
   printf("gradients:  %s%s\n", s->has_grad ? "accumulated" : "none",
          s->recorded ? " (a recorded forward awaits backward)" : "");
   printf("created:    %s\nlast used:  %s\n", created, used);
+  if (s->saved_step < 0) {
+    printf("saved:      never\n");
+  } else {
+    char saved[32];
+    format_time(s->saved_unix_ms, saved, sizeof saved);
+    printf("saved:      step %lld, %s\n", (long long)s->saved_step, saved);
+  }
+  if (s->save_error && *s->save_error) printf("save error: %s\n", s->save_error);
   for (size_t i = 0; i < s->n_parameters; i++) {
     const Traind__V1__ParameterInfo *p = s->parameters[i];
     printf("  %-30s %-8s ", p->name ? p->name : "",

@@ -59,6 +59,9 @@ class SessionInfo:
     created_unix_ms: int = 0
     last_used_unix_ms: int = 0
     memory_bytes: int = 0  # parameters, gradients, optimizer state, a recording
+    saved_step: int = -1  # the step of the server's last completed save of it (-1: none)
+    saved_unix_ms: int = 0
+    save_error: str = ""  # why the server's last save of it failed ("" when it did not)
 
     @classmethod
     def from_proto(cls, m):
@@ -68,7 +71,8 @@ class SessionInfo:
                    parameters=[(p.name, tuple(p.shape), _DTYPE_NAMES.get(p.dtype, str(p.dtype)))
                                for p in m.parameters],
                    created_unix_ms=m.created_unix_ms, last_used_unix_ms=m.last_used_unix_ms,
-                   memory_bytes=m.memory_bytes)
+                   memory_bytes=m.memory_bytes, saved_step=m.saved_step,
+                   saved_unix_ms=m.saved_unix_ms, save_error=m.save_error)
 
 
 class History(dict):
