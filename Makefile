@@ -6,6 +6,8 @@
 #   make test-sanitize   the same tests in an ASan + UBSan build
 #   make bench           the benchmarks, side by side with PyTorch
 #   make bench-rpc       the RPC benchmark (traind over loopback vs gRPC echo and PyTorch)
+#   make bench-load      the load run: 64 clients over 16 sessions for 2 minutes, with
+#                        abandoned and stalled calls, every session replayed and compared
 #   make test-deploy     build the container image (podman) and prove it serves
 #   make test-tsan       the daemon's integration tests under ThreadSanitizer
 #   make fuzz            libFuzzer on requests, checkpoints and JSON specs
@@ -17,7 +19,7 @@ FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-sanitize build-tsan demo demo-engine test test-sanitize test-tsan test-deploy bench bench-rpc fuzz clean
+.PHONY: all deps build build-sanitize build-tsan demo demo-engine test test-sanitize test-tsan test-deploy bench bench-rpc bench-load fuzz clean
 
 all: build
 
@@ -74,6 +76,12 @@ bench: build
 
 bench-rpc: build
 	sh tests/bench/run_bench_rpc.sh $(BUILD)
+
+# tests/bench/load_gen.c says what runs and what is checked; `make test` runs the same
+# for 20 s (ctest bench.load_short). LOAD_SECONDS shortens or lengthens it.
+LOAD_SECONDS ?= 120
+bench-load: build
+	sh tests/bench/run_load.sh $(BUILD) $(LOAD_SECONDS)
 
 # libFuzzer (clang, ASan + UBSan) on what hostile input reaches: every
 # request type through decode and validation, the safetensors reader,
