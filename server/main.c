@@ -32,6 +32,7 @@ typedef struct daemon_state {
   uv_loop_t loop;
   uv_signal_t sigterm, sigint, sighup;
   uv_timer_t expiry;
+  uv_timer_t trim;
   service svc;
   bool stopping;
 } daemon_state;
@@ -50,6 +51,17 @@ static void on_expiry_timer(uv_timer_t *timer) {
   registry_expire(d->svc.sessions, cutoff, on_expired, d);
 }
 
+/* The thresholds set in main() keep large request buffers in the heap, so
+ * that the next request of the same size does not fault them in again; the
+ * price is that the heap holds on to the worst burst it has seen (many
+ * checkpoints downloading at once). Every few seconds, free pages go back to
+ * the kernel: resident memory follows what the sessions hold, not the peak. */
+#define TRIM_EVERY_MS 5000
+static void on_trim_timer(uv_timer_t *timer) {
+  (void)timer;
+  malloc_trim(0);
+}
+
 static void on_closed(uv_handle_t *h) { (void)h; }
 
 
@@ -66,6 +78,7 @@ static void on_signal(uv_signal_t *sig, int signum) {
            signum == SIGINT ? "SIGINT" : "SIGTERM", rpc_server_calls_in_flight(d->svc.rpc),
            rpc_server_calls_in_flight(d->svc.rpc) == 1 ? "" : "s", d->config.grace_period);
   uv_timer_stop(&d->expiry);
+  uv_timer_stop(&d->trim);
   rpc_server_shutdown(d->svc.rpc, (uint64_t)(d->config.grace_period * 1000), on_drained);
 }
 
@@ -95,6 +108,7 @@ static void on_drained(rpc_server *server) {
   uv_close((uv_handle_t *)&d->sigint, on_closed);
   uv_close((uv_handle_t *)&d->sighup, on_closed);
   uv_close((uv_handle_t *)&d->expiry, on_closed);
+  uv_close((uv_handle_t *)&d->trim, on_closed);
 }
 
 /* "HOST:PORT" with the bound port in place of the asked one (port 0). */
@@ -241,6 +255,8 @@ int main(int argc, char **argv) {
   uv_signal_init(&d.loop, &d.sighup);
   d.sighup.data = &d;
   uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+  uv_timer_init(&d.loop, &d.trim);
+  uv_timer_start(&d.trim, on_trim_timer, TRIM_EVERY_MS, TRIM_EVERY_MS);
   uv_timer_init(&d.loop, &d.expiry);
   d.expiry.data = &d;
   if (d.config.idle_timeout > 0) {
