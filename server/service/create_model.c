@@ -94,13 +94,37 @@ static td_status build_session(rpc_call *call, const Traind__V1__CreateModelRequ
   return td_error(TD_ERR_INTERNAL, "no random bytes for a session id (getrandom failed)");
 }
 
-/* The session's first job: the registry already lists it, so its file is
- * written on its queue like any later save, never alongside a request. */
-static void created_work(rpc_call *call, session *s, const ProtobufCMessage *msg) {
-  (void)msg;
+/* The session's first job, queued as soon as the registry lists it, so its
+ * file is written on its queue like any later save, never alongside a
+ * request. It always runs: a client that gave up before it learnt the id
+ * could never use or close the session, so that session is removed rather
+ * than left to count against the tenant's quota until it expires. */
+typedef struct created_job {
+  session_job job; /* first */
+  rpc_call *call;
+  session *session;
+} created_job;
+
+static void run_created(session_job *job) {
+  created_job *cj = (created_job *)job;
+  rpc_call *call = cj->call;
+  session *s = cj->session;
+  free(cj);
+  service *svc = service_of(call);
+  if (rpc_call_cancelled(call)) {
+    session *own = registry_remove_owned(svc->sessions, s->id, s->tenant);
+    if (own) {
+      atomic_store(&own->closed, true); /* never saved */
+      session_release(own);
+    }
+    log_info("session %s removed: its CreateModel was cancelled before it answered", s->id);
+    rpc_call_finish(call, GRPC_STATUS_CANCELLED, "cancelled before the session was returned",
+                    NULL);
+    return;
+  }
   /* Durable before it is acknowledged: a restart brings back every
    * session a client was told exists. */
-  service_save(service_of(call), s, "created");
+  service_save(svc, s, "created");
   log_info("session %s created (name \"%s\", %lld parameters, optimizer %s)", s->id, s->name,
            (long long)s->num_parameters, *s->optimizer_name ? s->optimizer_name : "none");
   Traind__V1__CreateModelResponse resp = TRAIND__V1__CREATE_MODEL_RESPONSE__INIT;
@@ -125,7 +149,19 @@ static void create_session(void *arg) {
     service_fail(call, st);
     return;
   }
-  service_queue_on(call, s, created_work);
+  created_job *cj = malloc(sizeof *cj);
+  if (!cj) {
+    session *own = registry_remove_owned(service_of(call)->sessions, s->id, s->tenant);
+    session_release(own);
+    session_release(s);
+    rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  cj->job.run = run_created;
+  cj->call = call;
+  cj->session = s; /* session_submit takes the job's own reference */
+  /* The call outlives the job: it is finished only by run_created. */
+  session_submit(s, &cj->job);
   session_release(s);
 }
 

@@ -1,5 +1,8 @@
 """Deadlines and cancellation: work for a call whose client stopped waiting
 stops at the next op boundary, and leaves the session as it was."""
+import os
+import time
+
 import numpy as np
 
 import daemon
@@ -39,6 +42,47 @@ class DeadlineTest(daemon.DaemonTestCase):
         out = array(forward(self.stub, sid, x[:1, :, :8, :8]).output)
         self.assertEqual(out.shape, (1, 32, 8, 8))
 
+
+class CancelledCreateTest(daemon.DaemonTestCase):
+    """One worker, so that the order of jobs is the pool's FIFO."""
+    FLAGS = ("--blas-threads", "1", "--workers", "1")
+
+    def test_create_cancelled_after_it_was_built_leaves_no_session(self):
+        # B's forward holds the only worker; the CreateModel's build is
+        # queued behind it, and its answer (the session's first job) behind
+        # C's forward. The client cancels once the session is built (it shows
+        # in ListSessions, which the worker does not serve) and before the
+        # answer. That session must go, not linger (unusable: its id was
+        # never told) against the tenant's quota until it expires.
+        b, c = (create(self.stub, slow_model(layers=12), seed=i).session_id for i in (1, 2))
+        x = np.random.default_rng(0).standard_normal((8, 32, 64, 64)).astype(np.float32)
+        forward(self.stub, b, x)  # warm: the first one also allocates
+        t0 = time.monotonic()
+        forward(self.stub, b, x)
+        took = time.monotonic() - t0
+        fb = self.stub.Forward.future(trainer_pb2.ForwardRequest(session_id=b, input=tensor(x)))
+        time.sleep(took * 0.2)
+        req = trainer_pb2.CreateModelRequest(model=specs.mlp_small(), seed=9, name="orphan")
+        fcreate = self.stub.CreateModel.future(req)
+        time.sleep(took * 0.2)
+        fc = self.stub.Forward.future(trainer_pb2.ForwardRequest(session_id=c, input=tensor(x)))
+
+        def names():
+            return [s.name for s in
+                    self.stub.ListSessions(trainer_pb2.ListSessionsRequest()).sessions]
+        deadline = time.monotonic() + 60
+        while "orphan" not in names() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        self.assertIn("orphan", names())
+        self.assertFalse(fcreate.done(), "answered before C's forward ran: no race to test")
+        fcreate.cancel()
+        fb.result()
+        fc.result()
+        self.daemon.wait_for_log("its CreateModel was cancelled before it answered")
+        listed = self.stub.ListSessions(trainer_pb2.ListSessionsRequest()).sessions
+        self.assertEqual(sorted(s.session_id for s in listed), sorted([b, c]))
+        files = sorted(os.listdir(os.path.join(self.daemon.data_dir, "sessions")))
+        self.assertEqual(files, sorted(f"{s}.session" for s in (b, c)))
 
 if __name__ == "__main__":
     daemon.main()
