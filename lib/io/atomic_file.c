@@ -32,13 +32,18 @@ static char *dir_of(const char *path) {
   return dir;
 }
 
-td_status td_sync_parent_dir(const char *path) {
-  char *dir = dir_of(path);
-  if (!dir) return TD_ERR_NO_MEMORY;
+td_status td_sync_dir(const char *dir) {
   td_status st = TD_OK;
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 || fsync(fd)) st = io_error("cannot sync the directory", dir, errno);
   if (fd >= 0) close(fd);
+  return st;
+}
+
+td_status td_sync_parent_dir(const char *path) {
+  char *dir = dir_of(path);
+  if (!dir) return TD_ERR_NO_MEMORY;
+  td_status st = td_sync_dir(dir);
   td_free(dir);
   return st;
 }

@@ -49,8 +49,9 @@ td_status td_atomic_file_commit(td_atomic_file *f);
  * up). Safe on an empty or already finished f. */
 void td_atomic_file_abort(td_atomic_file *f);
 
-/* fsync of the directory holding path, so that a rename or unlink in it is
- * durable. */
+/* fsync of a directory, so that renames and unlinks in it are durable. */
+td_status td_sync_dir(const char *dir);
+/* The same for the directory holding path. */
 td_status td_sync_parent_dir(const char *path);
 
 #endif

@@ -80,15 +80,15 @@ static td_status session_state(session *s, td_tensor_map *state) {
   snprintf(created, sizeof created, "%" PRId64, s->created_ms);
   char *tenant = hex_encode((const uint8_t *)s->tenant, strlen(s->tenant));
   char *request = hex_encode(s->create_request, s->create_request_len);
-  if (!tenant || !request) {
+  const char *meta[][2] = {{META("id"), s->id},
+                           {META("tenant"), tenant},
+                           {META("created_ms"), created},
+                           {META("training"), s->model->training ? "1" : "0"},
+                           {META("create_request"), request}};
+  if (!tenant || !request)
     st = td_error(TD_ERR_NO_MEMORY, "out of memory encoding the session's metadata");
-  } else if ((st = td_tensor_map_set_meta(state, META("id"), s->id)) ||
-             (st = td_tensor_map_set_meta(state, META("tenant"), tenant)) ||
-             (st = td_tensor_map_set_meta(state, META("created_ms"), created)) ||
-             (st = td_tensor_map_set_meta(state, META("training"),
-                                          s->model->training ? "1" : "0")) ||
-             (st = td_tensor_map_set_meta(state, META("create_request"), request))) {
-  }
+  for (size_t i = 0; !st && i < sizeof meta / sizeof *meta; i++)
+    st = td_tensor_map_set_meta(state, meta[i][0], meta[i][1]);
   free(tenant);
   free(request);
   if (st) td_tensor_map_free(state);

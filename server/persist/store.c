@@ -65,12 +65,7 @@ static td_status remove_leftovers(session_store *st) {
     }
   }
   closedir(d);
-  if (removed) {
-    char probe[1200];
-    snprintf(probe, sizeof probe, "%s/x", st->dir);
-    td_status sync = td_sync_parent_dir(probe);
-    if (sync) log_warn("%s", td_error_message());
-  }
+  if (removed && td_sync_dir(st->dir)) log_warn("%s", td_error_message());
   return TD_OK;
 }
 
