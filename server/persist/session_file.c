@@ -149,13 +149,6 @@ void session_record_free(session_record *r) {
 
 static td_status bad(const char *what) { return td_error(TD_ERR_FORMAT, "%s", what); }
 
-static bool is_session_id(const char *id) {
-  if (strlen(id) != SESSION_ID_LEN) return false;
-  for (const char *p = id; *p; p++)
-    if (hex_digit(*p) < 0) return false;
-  return true;
-}
-
 /* The metadata into *out; the tensors are already in out->state. */
 static td_status parse_metadata(session_record *out) {
   const td_tensor_map *m = &out->state;
@@ -166,7 +159,7 @@ static td_status parse_metadata(session_record *out) {
   const char *request = td_tensor_map_get_meta(m, META("create_request"));
   if (!id || !tenant || !created || !training || !request)
     return bad("metadata: a traind.session.* key is missing: not a session file");
-  if (!is_session_id(id)) return bad("metadata: traind.session.id is not 32 hex digits");
+  if (!session_id_is_valid(id, strlen(id))) return bad("metadata: traind.session.id is not 32 hex digits");
   snprintf(out->id, sizeof out->id, "%s", id);
 
   uint8_t *bytes;

@@ -20,16 +20,9 @@ struct session_store {
 
 const char *store_dir(const session_store *st) { return st->dir; }
 
-static bool is_hex_id(const char *s, size_t n) {
-  if (n != SESSION_ID_LEN) return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
-  return true;
-}
-
 /* The file of session `id` into out; -1 unless id is a server id. */
 static int path_of(const session_store *st, const char *id, char *out, size_t size) {
-  if (!is_hex_id(id, strlen(id))) return -1;
+  if (!session_id_is_valid(id, strlen(id))) return -1;
   int n = snprintf(out, size, "%s/%s" SUFFIX, st->dir, id);
   return n > 0 && (size_t)n < size ? 0 : -1;
 }
@@ -38,12 +31,12 @@ static int path_of(const session_store *st, const char *id, char *out, size_t si
 static bool is_session_file(const char *name) {
   size_t n = strlen(name);
   return n == SESSION_ID_LEN + strlen(SUFFIX) && !strcmp(name + SESSION_ID_LEN, SUFFIX) &&
-         is_hex_id(name, SESSION_ID_LEN);
+         session_id_is_valid(name, SESSION_ID_LEN);
 }
 
 /* "<id>.session.tmp-*": what a crash during a save leaves. */
 static bool is_leftover_temp(const char *name) {
-  return strlen(name) > SESSION_ID_LEN + strlen(SUFFIX) && is_hex_id(name, SESSION_ID_LEN) &&
+  return strlen(name) > SESSION_ID_LEN + strlen(SUFFIX) && session_id_is_valid(name, SESSION_ID_LEN) &&
          !strncmp(name + SESSION_ID_LEN, SUFFIX TD_ATOMIC_TMP_MARK,
                   strlen(SUFFIX TD_ATOMIC_TMP_MARK));
 }

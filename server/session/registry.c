@@ -55,6 +55,13 @@ static int random_id(char out[SESSION_ID_LEN + 1]) {
   return 0;
 }
 
+bool session_id_is_valid(const char *s, size_t n) {
+  if (n != SESSION_ID_LEN) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+  return true;
+}
+
 static int find(registry *r, const char *id) {
   for (int i = 0; i < r->count; i++)
     if (!strcmp(r->items[i]->id, id)) return i;

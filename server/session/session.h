@@ -120,6 +120,11 @@ int session_pending(session *s);
 
 int64_t session_now_ms(void);
 
+/* Whether s[0..n) has the form of a session id this server generates:
+ * SESSION_ID_LEN lowercase hex digits. What persist/ checks before a string
+ * may name a file. */
+bool session_id_is_valid(const char *s, size_t n);
+
 /* ---- the registry ------------------------------------------------------------ */
 
 typedef struct registry registry;

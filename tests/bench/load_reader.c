@@ -104,6 +104,18 @@ static bool send_upload(reader *r, raw_call *call, size_t off, size_t len) {
   return true;
 }
 
+/* StateDict(include_optimizer) of the reader's session on a connection of its own
+ * (*rc), through the core API: the chaos and stall clients drop or stop it at will. */
+static raw_call *start_raw_download(reader *r, raw_conn **rc) {
+  *rc = raw_open(r->run->o->target, r->run->o->token);
+  raw_call *call = raw_start(*rc, "/traind.v1.Trainer/StateDict", 0);
+  Traind__V1__StateDictRequest req = TRAIND__V1__STATE_DICT_REQUEST__INIT;
+  req.session_id = r->s->id;
+  req.has_include_optimizer = req.include_optimizer = true;
+  raw_send(call, &req.base, true);
+  return call;
+}
+
 static void expect_abandoned(reader *r, const char *what, traind_status *st) {
   if (!abandon_expected(st->code)) load_unexpected(r->cx->who, what, st);
   traind_status_clear(st);
@@ -132,12 +144,8 @@ static void chaos(reader *r) {
     if (rng_unit(&r->cx->rng) < 0.5) reconnect(r);
   } else if (x < 0.6) {
     rec->chaos[CH_R_DROP_READ]++;
-    raw_conn *rc = raw_open(r->run->o->target, r->run->o->token);
-    raw_call *call = raw_start(rc, "/traind.v1.Trainer/StateDict", 0);
-    Traind__V1__StateDictRequest req = TRAIND__V1__STATE_DICT_REQUEST__INIT;
-    req.session_id = r->s->id;
-    req.has_include_optimizer = req.include_optimizer = true;
-    raw_send(call, &req.base, true);
+    raw_conn *rc;
+    raw_call *call = start_raw_download(r, &rc);
     if (rng_unit(&r->cx->rng) < 0.5) { /* else: dropped before the first chunk */
       ProtobufCMessage *chunk = NULL;
       if (raw_recv(call, &traind__v1__state_dict_chunk__descriptor, &chunk) == 1)
@@ -177,12 +185,8 @@ static void stall(reader *r) {
 static void stall_read(reader *r) {
   recorder *rec = &r->cx->rec;
   rec->chaos[CH_S_READ]++;
-  raw_conn *rc = raw_open(r->run->o->target, r->run->o->token);
-  raw_call *call = raw_start(rc, "/traind.v1.Trainer/StateDict", 0);
-  Traind__V1__StateDictRequest req = TRAIND__V1__STATE_DICT_REQUEST__INIT;
-  req.session_id = r->s->id;
-  req.has_include_optimizer = req.include_optimizer = true;
-  raw_send(call, &req.base, true);
+  raw_conn *rc;
+  raw_call *call = start_raw_download(r, &rc);
   Traind__V1__StateDictChunk *chunk = NULL;
   size_t got = 0, total = 0;
   if (raw_recv(call, &traind__v1__state_dict_chunk__descriptor, (ProtobufCMessage **)&chunk)) {

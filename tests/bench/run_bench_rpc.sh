@@ -31,20 +31,9 @@ if [ -z "$addr" ]; then
   daemon=${TRAIND_DAEMON:-$build/server/traind}
   [ -x "$daemon" ] || { echo "run_bench_rpc: $daemon not built" >&2; exit 1; }
   tmp=$(mktemp -d)
-  "$daemon" --listen 127.0.0.1:0 --data-dir "$tmp/data" --max-parameters 30000000 \
-    --log-level info 2>"$tmp/traind.log" &
-  pid=$!
-  # The ready line says "listening on HOST:PORT" (the real port, since 0 was asked).
-  i=0
-  while [ -z "$addr" ]; do
-    addr=$(sed -n 's/.*listening on \([^ ]*:[0-9][0-9]*\).*/\1/p' "$tmp/traind.log" | head -n 1)
-    [ -n "$addr" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$tmp/traind.log" >&2; echo "run_bench_rpc: traind exited" >&2; exit 1; }
-    i=$((i + 1))
-    [ "$i" -lt 100 ] || { cat "$tmp/traind.log" >&2; echo "run_bench_rpc: traind not ready after 10 s" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "traind started: $addr (pid $pid)"
+  . "$here/start_traind.sh"
+  start_traind run_bench_rpc "$daemon" "$tmp/traind.log" --data-dir "$tmp/data" \
+    --max-parameters 30000000 --log-level info
 fi
 
 "$build/tests/bench_rpc" --server "$addr" --torch-ms "$torch_ms"

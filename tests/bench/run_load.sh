@@ -26,21 +26,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # 16 live sessions and, at the end, their 16 replays.
-"$daemon" --listen 127.0.0.1:0 --data-dir "$tmp/data" --max-sessions 256 \
-  --log-level info 2>"$tmp/traind.log" &
-pid=$!
-# The ready line says "listening on HOST:PORT" (the real port, since 0 was asked).
-addr=
-i=0
-while [ -z "$addr" ]; do
-  addr=$(sed -n 's/.*listening on \([^ ]*:[0-9][0-9]*\).*/\1/p' "$tmp/traind.log" | head -n 1)
-  [ -n "$addr" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$tmp/traind.log" >&2; echo "run_load: traind exited" >&2; exit 1; }
-  i=$((i + 1))
-  [ "$i" -lt 100 ] || { cat "$tmp/traind.log" >&2; echo "run_load: traind not ready after 10 s" >&2; exit 1; }
-  sleep 0.1
-done
-echo "traind started: $addr (pid $pid)"
+. "$(dirname "$0")/start_traind.sh"
+start_traind run_load "$daemon" "$tmp/traind.log" --data-dir "$tmp/data" --max-sessions 256 \
+  --log-level info
 
 rc=0
 "$gen" --target "$addr" --server-pid "$pid" --seconds "$seconds" "$@" || rc=$?

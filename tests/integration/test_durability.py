@@ -22,8 +22,9 @@ import grpc
 import numpy as np
 
 import daemon
+import safetensors_np as st
 import specs
-from client import batch, create, download, state_dict, train_step, upload
+from client import batch, create, download, train_step, upload
 from daemon import trainer_pb2 as pb
 
 FLAGS = ("--blas-threads", "1", "--workers", "2")
@@ -38,13 +39,8 @@ def step_batch(step, n=16, features=64):
 
 def tensors(data):
     """{key: (dtype, shape, bytes)} of a checkpoint (metadata aside)."""
-    sd, _ = state_dict_from_bytes(data)
+    sd, _ = st.loads(data)
     return {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in sd.items()}
-
-
-def state_dict_from_bytes(data):
-    import safetensors_np
-    return safetensors_np.loads(data)
 
 
 def session_files(data_dir):
@@ -235,6 +231,44 @@ class DurabilityTest(unittest.TestCase):
                          sorted([f"{ids[0]}.session.corrupt", f"{ids[1]}.session.corrupt",
                                  f"{ids[2]}.session"]))
         d.stop()
+
+    def test_session_over_the_new_limits_waits_for_a_start_that_allows_it(self):
+        # A restart with a smaller --max-parameters or --max-sessions cannot
+        # take some sessions back: they are logged as not restored, their
+        # files stay, and a later start with room restores them.
+        d = self.start()
+        stub = d.stub()
+        big = create(stub, specs.mlp(64, 512, 10), specs.sgd(0.1)).session_id  # 38k parameters
+        small = create(stub, specs.mlp(4, 2), specs.sgd(0.1)).session_id
+        d.stop()
+
+        d = self.start("--max-parameters", "1000")
+        listed = [s.session_id for s in d.stub().ListSessions(pb.ListSessionsRequest()).sessions]
+        self.assertEqual(listed, [small])
+        self.assertIn(f"session {big} not restored", d.stderr())
+        self.assertIn("--max-parameters", d.stderr())
+        d.stop()
+        self.assertEqual(session_files(self.data_dir), sorted(f"{s}.session" for s in (big, small)))
+
+        d = self.start("--max-sessions", "1")
+        self.assertEqual(len(d.stub().ListSessions(pb.ListSessionsRequest()).sessions), 1)
+        self.assertIn("not restored: --max-sessions (1) are open", d.stderr())
+        d.stop()
+        self.assertEqual(len(session_files(self.data_dir)), 2)
+
+        d = self.start()
+        listed = {s.session_id for s in d.stub().ListSessions(pb.ListSessionsRequest()).sessions}
+        self.assertEqual(listed, {big, small})
+        d.stop()
+
+    def test_unusable_sessions_directory_stops_the_start(self):
+        os.makedirs(self.data_dir)
+        with open(os.path.join(self.data_dir, "sessions"), "w") as f:
+            f.write("not a directory")
+        r = subprocess.run([daemon.BIN, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"{self.data_dir}/sessions' is not a directory", r.stderr)
 
     # ---- kill -9 at random moments, many inside a save ----------------------------
 
