@@ -190,12 +190,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   /* Requests allocate and free the same large buffers over and over (a
-   * batch, its activations, a checkpoint). glibc would hand each one above
-   * 128 KiB back to the kernel and fault it in again on the next request;
-   * keeping them in the heap costs resident memory the server needs for the
-   * next request anyway. */
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+   * batch, its activations, a checkpoint); keep them in the heap. */
+  td_mem_keep_heap();
   signal(SIGPIPE, SIG_IGN);
   if (make_data_dir(d.config.data_dir)) return 1;
 

@@ -1,6 +1,7 @@
 /* alloc.c - aligned, checked, accounted allocation. */
 #include "core/alloc.h"
 
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,11 @@ void td_free(void *p) {
   if (h->account) atomic_fetch_sub(&h->account->bytes, (long long)h->size);
   atomic_fetch_sub(&in_use, h->size);
   free(h);
+}
+
+void td_mem_keep_heap(void) {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
 int td_mul_overflow_size(size_t a, size_t b, size_t *out) {

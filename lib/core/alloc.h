@@ -31,6 +31,16 @@ void *td_alloc(size_t size, const char *what);
 void *td_calloc(size_t n, size_t size, const char *what);
 void td_free(void *p);
 
+/* Tunes glibc's heap for a process that trains: large freed blocks stay in
+ * the heap instead of going back to the kernel. A training step allocates and
+ * frees the same activation-sized buffers every step; with glibc's defaults
+ * each one above 128 KiB is mmap'd and unmapped, and the next step pays a
+ * page fault per 4 KiB to get it back (a tenth of a CNN step's time).
+ * Blocks over 32 MiB are still mapped; the heap's top is trimmed past
+ * 256 MiB free. A long-running process may call malloc_trim() to give idle
+ * memory back. Call once, at program start, before threads start. */
+void td_mem_keep_heap(void);
+
 /* a * b without overflow: returns 0 and sets *out, or -1 on overflow. */
 int td_mul_overflow_size(size_t a, size_t b, size_t *out);
 

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "autodiff/grad_manager.h"
+#include "core/alloc.h"
 #include "functional/functional.h"
 #include "tensor/random.h"
 
@@ -280,6 +281,7 @@ int main(int argc, char **argv) {
   }
   if (threads < 1) threads = 1;
   openblas_set_num_threads(threads);
+  td_mem_keep_heap(); /* as the daemon does */
   if (peak) return bench_peak(threads, budget_ms) ? 1 : 0;
   int failures = 0;
   for (int i = 0; i < N_LAYERS; i++) {

@@ -108,6 +108,7 @@ int main(int argc, char **argv) {
   int threads = atoi(argv[2]);
   double budget = argc > 3 ? atof(argv[3]) : 10.0;
   openblas_set_num_threads(threads);
+  td_mem_keep_heap(); /* as the daemon does */
 
   bench b = {0};
   test_model_info info;
