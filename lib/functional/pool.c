@@ -92,6 +92,58 @@ static inline void window(int64_t o, int64_t stride, int64_t pad, int64_t k, int
 
 /* ---- max_pool2d ---------------------------------------------------------- */
 
+/* PyTorch's scan: the first maximum wins, a NaN always replaces. */
+static inline bool max_takes(float v, float m) { return v > m || v != v; }
+
+/* One plane whose windows all lie inside it (no padding). The window's
+ * first element starts the scan (as -inf would, the rule above keeps it),
+ * and the choice is a select, not a branch: on real activations which
+ * element wins is a coin toss, and a mispredicted branch per element cost
+ * more than the whole comparison. Inlined with constant kernel and stride
+ * for the 2x2/2 pool nearly every CNN uses. */
+static inline void max_plane_full(const float *src, int64_t w, int64_t oh, int64_t ow, int64_t kh,
+                                  int64_t kw, int64_t sh, int64_t sw, float *dst, int32_t *idx) {
+  for (int64_t oy = 0; oy < oh; oy++) {
+    int64_t row0 = oy * sh * w;
+    for (int64_t ox = 0; ox < ow; ox++) {
+      int64_t at = row0 + ox * sw;
+      float m = src[at];
+      int32_t mi = (int32_t)at;
+      for (int64_t iy = 0; iy < kh; iy++)
+        for (int64_t ix = 0; ix < kw; ix++) {
+          int64_t k = at + iy * w + ix;
+          float v = src[k];
+          bool take = max_takes(v, m);
+          m = take ? v : m;
+          mi = take ? (int32_t)k : mi;
+        }
+      dst[oy * ow + ox] = m;
+      if (idx) idx[oy * ow + ox] = mi;
+    }
+  }
+}
+
+/* One plane with padding: windows clipped at the edges. */
+static void max_plane_clipped(const float *src, const pool_geom *g, float *dst, int32_t *idx) {
+  for (int64_t oy = 0; oy < g->oh; oy++) {
+    int64_t y0, y1;
+    window(oy, g->sh, g->ph, g->kh, g->h, &y0, &y1);
+    for (int64_t ox = 0; ox < g->ow; ox++) {
+      int64_t x0, x1;
+      window(ox, g->sw, g->pw, g->kw, g->w, &x0, &x1);
+      float m = -INFINITY;
+      int64_t mi = y0 * g->w + x0;
+      for (int64_t iy = y0; iy < y1; iy++)
+        for (int64_t ix = x0; ix < x1; ix++) {
+          float v = src[iy * g->w + ix];
+          if (max_takes(v, m)) m = v, mi = iy * g->w + ix;
+        }
+      dst[oy * g->ow + ox] = m;
+      if (idx) idx[oy * g->ow + ox] = (int32_t)mi;
+    }
+  }
+}
+
 static td_status max_pool2d_forward(td_op_ctx *ctx, td_tensor **out) {
   pool_geom g;
   td_status st = pool_geometry(ctx, &g);
@@ -112,27 +164,17 @@ static td_status max_pool2d_forward(td_op_ctx *ctx, td_tensor **out) {
   const float *xp = td_tensor_f32(x);
   float *yp = td_tensor_f32(y);
   int32_t *ip = idx ? (int32_t *)td_tensor_data(idx) : NULL;
+  bool unclipped = g.ph == 0 && g.pw == 0; /* floor mode: every window then lies inside */
   for (int64_t p = 0; p < g.planes; p++) {
     const float *src = xp + p * g.h * g.w;
-    for (int64_t oy = 0; oy < g.oh; oy++) {
-      int64_t y0, y1;
-      window(oy, g.sh, g.ph, g.kh, g.h, &y0, &y1);
-      for (int64_t ox = 0; ox < g.ow; ox++) {
-        int64_t x0, x1;
-        window(ox, g.sw, g.pw, g.kw, g.w, &x0, &x1);
-        /* PyTorch's scan: the first maximum wins, a NaN always replaces. */
-        float m = -INFINITY;
-        int64_t mi = y0 * g.w + x0;
-        for (int64_t iy = y0; iy < y1; iy++)
-          for (int64_t ix = x0; ix < x1; ix++) {
-            float v = src[iy * g.w + ix];
-            if (v > m || isnan(v)) m = v, mi = iy * g.w + ix;
-          }
-        int64_t o = (p * g.oh + oy) * g.ow + ox;
-        yp[o] = m;
-        if (ip) ip[o] = (int32_t)mi;
-      }
-    }
+    float *dst = yp + p * g.oh * g.ow;
+    int32_t *di = ip ? ip + p * g.oh * g.ow : NULL;
+    if (unclipped && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2)
+      max_plane_full(src, g.w, g.oh, g.ow, 2, 2, 2, 2, dst, di);
+    else if (unclipped)
+      max_plane_full(src, g.w, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, dst, di);
+    else
+      max_plane_clipped(src, &g, dst, di);
   }
 done:
   td_tensor_release(x);
