@@ -4,13 +4,13 @@
  * im2col + cblas_sgemm covers the rest (grouped convolutions with fewer than
  * 4 output channels per group, builds without AVX2), with col2im folding
  * the input gradient where it is not itself a stride-1 convolution. */
-#include <cblas.h>
 #include <limits.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "functional/conv.h"
 #include "functional/conv_direct.h"
+#include "functional/gemm.h"
 #include "functional/op.h"
 
 /* Samples per sgemm. Small images give sgemm a short N (an 8x8 output has
@@ -214,21 +214,6 @@ static void col2im(const conv_geom *g, float *col, int64_t ldc, float *dx) {
   }
 }
 
-/* C = A @ B (+ beta C) for row-major operands; an empty inner dimension
- * gives zeros (sgemm is not handed ld 0). */
-static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    if (beta == 0)
-      for (int64_t i = 0; i < m; i++)
-        memset(c + i * ldc, 0, sizeof(float) * n);
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m,
-              (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
-}
-
 /* Scratch for one chunk of samples: the column matrix, and (when the chunk
  * has several samples) the output rows [O, nb * OH*OW] before they are
  * scattered back to NCHW. */
@@ -291,10 +276,10 @@ static td_status conv_forward_buffers(const conv_geom *g, const float *xp, const
           for (int64_t o = 0; o < g->og; o++)
             for (int64_t i = 0; i < g->ohw; i++)
               yg[o * g->ohw + i] = bp[gi * g->og + o];
-        sgemm(false, false, g->og, g->ohw, g->kc, wg, g->kc, colp, g->ohw, bp ? 1.0f : 0.0f, yg,
+        td_sgemm(false, false, g->og, g->ohw, g->kc, wg, g->kc, colp, g->ohw, bp ? 1.0f : 0.0f, yg,
               g->ohw);
       } else {
-        sgemm(false, false, g->og, cols, g->kc, wg, g->kc, colp, cols, 0.0f,
+        td_sgemm(false, false, g->og, cols, g->kc, wg, g->kc, colp, cols, 0.0f,
               s.rows + gi * g->og * cols, cols);
       }
     }
@@ -405,7 +390,7 @@ static td_status weight_grad(const conv_geom *g, const float *xp, const float *d
           im2col(g, xg + k * g->c * g->hw, s.col + k * g->ohw, cols);
         colp = s.col;
       }
-      sgemm(false, true, g->kc, g->og, cols, colp, cols, dyrows + gi * g->og * cols, cols, 1.0f,
+      td_sgemm(false, true, g->kc, g->og, cols, colp, cols, dyrows + gi * g->og * cols, cols, 1.0f,
             dwt + gi * g->kc * g->og, g->og);
     }
   }
@@ -473,7 +458,7 @@ static td_status input_grad_col2im(const conv_geom *g, const float *wp, const fl
     }
     for (int64_t gi = 0; gi < g->groups; gi++) {
       float *dxg = dxp + (s0 * g->c + gi * g->cg) * g->hw;
-      sgemm(true, false, g->kc, cols, g->og, wp + gi * g->og * g->kc, g->kc,
+      td_sgemm(true, false, g->kc, cols, g->og, wp + gi * g->og * g->kc, g->kc,
             dyrows + gi * g->og * cols, cols, 0.0f, s.col, cols);
       for (int64_t k = 0; k < nb; k++)
         col2im(g, s.col + k * g->ohw, cols, dxg + k * g->c * g->hw);

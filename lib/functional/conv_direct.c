@@ -16,24 +16,21 @@
  * stride-1 pass with the taps that land on it. The weight gradient sums
  * input x dY over every output position of several samples in registers.
  *
- * Threads split the batch; their number follows OpenBLAS's setting, the
- * engine's one knob for intra-op threads.
+ * Threads split the batch (core/parallel.h).
  */
 #include "functional/conv_direct.h"
 
-#include <cblas.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/parallel.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include "functional/conv_tiles.h"
 
 enum {
   GRID_TILE = 3 * VEC, /* positions per full grid tile */
-  MAX_THREADS = 16,
   WS_MAX = 4,           /* samples summed in registers by a weight-gradient tile */
   WS_BYTES = 512 << 10, /* ...while their inputs stay within this (about L2) */
   /* Cost of moving one result through a [position][channel] transpose, in
@@ -217,113 +214,6 @@ static void run_pass(const pass *p, int64_t gi, const float *in, float *tmp, flo
   }
 }
 
-/* ---- threads ------------------------------------------------------------ */
-
-typedef void (*work_fn)(void *job, int t, int nt);
-
-/* A pool of workers kept between calls (starting threads for every
- * convolution costs more than small ones take). One job runs at a time; a
- * caller that finds the pool busy (another session's convolution) runs its
- * shares itself. */
-static struct {
-  pthread_mutex_t busy; /* held by the caller whose job is running */
-  pthread_mutex_t m;    /* guards the fields below */
-  pthread_cond_t start, done;
-  int nworkers;              /* threads started so far (worker i runs share i) */
-  uint64_t generation;       /* bumped for every job */
-  int participants, pending; /* workers in the current job, and those not finished */
-  work_fn fn;
-  void *job;
-  int nt;
-} pool = {PTHREAD_MUTEX_INITIALIZER,
-          PTHREAD_MUTEX_INITIALIZER,
-          PTHREAD_COND_INITIALIZER,
-          PTHREAD_COND_INITIALIZER,
-          0,
-          0,
-          0,
-          0,
-          NULL,
-          NULL,
-          0};
-
-/* The generation current when worker i was started: its first job is the next one. */
-static uint64_t pool_born[MAX_THREADS];
-
-static void *pool_worker(void *arg) {
-  int id = (int)(intptr_t)arg;
-  pthread_mutex_lock(&pool.m);
-  uint64_t seen = pool_born[id];
-  for (;;) {
-    while (pool.generation == seen)
-      pthread_cond_wait(&pool.start, &pool.m);
-    seen = pool.generation;
-    if (id > pool.participants) continue;
-    work_fn fn = pool.fn;
-    void *job = pool.job;
-    int nt = pool.nt;
-    pthread_mutex_unlock(&pool.m);
-    fn(job, id, nt);
-    pthread_mutex_lock(&pool.m);
-    if (--pool.pending == 0) pthread_cond_signal(&pool.done);
-  }
-  return NULL;
-}
-
-static int thread_count(int64_t n) {
-  int t = openblas_get_num_threads();
-  if (t > MAX_THREADS) t = MAX_THREADS;
-  if (t > n) t = (int)n;
-  return t > 1 ? t : 1;
-}
-
-/* A forked child has none of the workers (and maybe a lock some other
- * thread held): it starts with an empty pool. */
-static void pool_after_fork(void) {
-  pthread_mutex_init(&pool.busy, NULL);
-  pthread_mutex_init(&pool.m, NULL);
-  pthread_cond_init(&pool.start, NULL);
-  pthread_cond_init(&pool.done, NULL);
-  pool.nworkers = pool.participants = pool.pending = 0;
-}
-
-static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
-static void pool_register_fork(void) { pthread_atfork(NULL, NULL, pool_after_fork); }
-
-/* Runs fn(job, t, nt) for t = 0..nt-1: share 0 here, the others on pool
- * workers (or here too, when workers cannot be had). Workers never fail:
- * everything they need is allocated before. */
-static void run_parallel(int nt, work_fn fn, void *job) {
-  if (nt > 1) pthread_once(&pool_once, pool_register_fork);
-  if (nt > 1 && pthread_mutex_trylock(&pool.busy) == 0) {
-    pthread_mutex_lock(&pool.m);
-    while (pool.nworkers < nt - 1) {
-      pthread_t th;
-      pool_born[pool.nworkers + 1] = pool.generation;
-      if (pthread_create(&th, NULL, pool_worker, (void *)(intptr_t)(pool.nworkers + 1))) break;
-      pthread_detach(th);
-      pool.nworkers++;
-    }
-    int helpers = pool.nworkers < nt - 1 ? pool.nworkers : nt - 1;
-    pool.fn = fn, pool.job = job, pool.nt = nt;
-    pool.participants = pool.pending = helpers;
-    pool.generation++;
-    pthread_cond_broadcast(&pool.start);
-    pthread_mutex_unlock(&pool.m);
-    fn(job, 0, nt);
-    for (int t = helpers + 1; t < nt; t++)
-      fn(job, t, nt);
-    pthread_mutex_lock(&pool.m);
-    while (pool.pending > 0)
-      pthread_cond_wait(&pool.done, &pool.m);
-    pthread_mutex_unlock(&pool.m);
-    pthread_mutex_unlock(&pool.busy);
-    return;
-  }
-  for (int t = 0; t < nt; t++)
-    fn(job, t, nt);
-}
-
 /* ---- the input side: phase planes ----------------------------------------- */
 
 /* How a group's input is laid out for the forward pass and the weight gradient. */
@@ -450,7 +340,7 @@ td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float
   if (st) return st;
   pass p = make_pass(g->kc, l.src, g->og, g->oh, g->ow, l.wq, g->ohw, 0, g->ow, 1);
   forward_job j = {g, &l, &p, x, bias, y, NULL, 0};
-  int nt = thread_count(g->n);
+  int nt = td_parallel_threads(g->n);
   j.bufsz = round_up(g->cg * l.cstride + pass_scratch(&p), 16);
   p.w = pack_weights(g, &p, w, g->og * g->kc, g->kc, NULL);
   j.bufs = p.w ? td_calloc((size_t)(j.bufsz * nt), sizeof(float), "conv2d buffers") : NULL;
@@ -459,7 +349,7 @@ td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float
     layout_free(&l);
     return TD_ERR_NO_MEMORY;
   }
-  run_parallel(nt, forward_worker, &j);
+  td_parallel_run(nt, forward_worker, &j);
   td_free(j.bufs);
   td_free((void *)p.w);
   layout_free(&l);
@@ -601,14 +491,14 @@ td_status td_conv_direct_input_grad(const conv_geom *g, const float *w, const fl
   int64_t scratch = 0;
   for (int i = 0; i < d.npass; i++)
     if (pass_scratch(&d.p[i]) > scratch) scratch = pass_scratch(&d.p[i]);
-  int nt = thread_count(g->n);
+  int nt = td_parallel_threads(g->n);
   j.bufsz = round_up(g->og * d.ps + scratch, 16);
   j.bufs = td_calloc((size_t)(j.bufsz * nt), sizeof(float), "conv2d buffers");
   if (!j.bufs) {
     dx_plan_free(&d);
     return TD_ERR_NO_MEMORY;
   }
-  run_parallel(nt, dx_worker, &j);
+  td_parallel_run(nt, dx_worker, &j);
   td_free(j.bufs);
   dx_plan_free(&d);
   return TD_OK;
@@ -718,13 +608,13 @@ td_status td_conv_direct_weight_grad(const conv_geom *g, const float *x, const f
   if (j.ws < 1) j.ws = 1;
   j.accoff = j.ws * (j.xstride + j.dystride);
   j.bufsz = j.accoff + round_up(g->groups * j.kcp * j.npad, 16);
-  int nt = thread_count(g->n);
+  int nt = td_parallel_threads(g->n);
   j.bufs = td_calloc((size_t)(j.bufsz * nt), sizeof(float), "conv2d buffers");
   if (!j.bufs) {
     layout_free(&l);
     return TD_ERR_NO_MEMORY;
   }
-  run_parallel(nt, weight_worker, &j);
+  td_parallel_run(nt, weight_worker, &j);
   for (int64_t gi = 0; gi < g->groups; gi++)
     for (int64_t o = 0; o < g->og; o++)
       for (int64_t r = 0; r < g->kc; r++) {

@@ -37,7 +37,7 @@ static inline void conv_valid_range(int64_t off, int64_t stride, int64_t size, i
 bool td_conv_direct_supported(const conv_geom *g);
 
 /* y [N, O, OH, OW] = conv(x, w) + bias (bias may be NULL); all contiguous.
- * Threads: as many as OpenBLAS is set to use, at most one per sample. */
+ * Threads: td_get_num_threads(), at most one per sample. */
 td_status td_conv_direct_forward(const conv_geom *g, const float *x, const float *w,
                                  const float *bias, float *y);
 

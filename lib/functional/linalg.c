@@ -1,10 +1,10 @@
 /* linalg.c - matmul and linear: strided views handed to cblas_sgemm without copies. */
-#include <cblas.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "functional/gemm.h"
 #include "functional/linalg.h"
 #include "functional/op.h"
 
@@ -34,41 +34,6 @@ static bool gemm_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, gemm
     return false;
   }
   return m->ld <= INT_MAX;
-}
-
-static CBLAS_TRANSPOSE op_of(bool trans) { return trans ? CblasTrans : CblasNoTrans; }
-
-/* OpenBLAS threads a product once m*n*k passes 2^18, and below about 2^21
- * its threads cost more than they give (a linear layer's weight gradient
- * over a batch of 32 ran twice as slow on 2 threads as on 1). Products in
- * between are cut into column (or row) blocks under 2^18, which OpenBLAS
- * runs on the calling thread. */
-enum { BLAS_SERIAL_MAX = 1 << 18, BLAS_THREADS_PAY = 1 << 21 };
-
-/* cblas_sgemm, row-major, alpha 1; every dimension fits in int. */
-static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-  int64_t mnk = m * n * k, step = 0;
-  if (mnk > BLAS_SERIAL_MAX && mnk < BLAS_THREADS_PAY && openblas_get_num_threads() > 1) {
-    if (n >= m && m * k <= BLAS_SERIAL_MAX)
-      step = BLAS_SERIAL_MAX / (m * k);
-    else if (n * k <= BLAS_SERIAL_MAX)
-      step = -(BLAS_SERIAL_MAX / (n * k));
-  }
-  if (step > 0) { /* column blocks of C and B */
-    for (int64_t j = 0; j < n; j += step)
-      cblas_sgemm(CblasRowMajor, op_of(ta), op_of(tb), (int)m, (int)(n - j < step ? n - j : step),
-                  (int)k, 1.0f, a, (int)lda, tb ? b + j * ldb : b + j, (int)ldb, beta, c + j,
-                  (int)ldc);
-  } else if (step < 0) { /* row blocks of C and A */
-    for (int64_t i = 0; i < m; i -= step)
-      cblas_sgemm(CblasRowMajor, op_of(ta), op_of(tb), (int)(m - i < -step ? m - i : -step), (int)n,
-                  (int)k, 1.0f, ta ? a + i : a + i * lda, (int)lda, b, (int)ldb, beta, c + i * ldc,
-                  (int)ldc);
-  } else {
-    cblas_sgemm(CblasRowMajor, op_of(ta), op_of(tb), (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b,
-                (int)ldb, beta, c, (int)ldc);
-  }
 }
 
 /* Whether the batch dims of m continue its stored rows with the same row
@@ -123,17 +88,17 @@ static void gemm_batched(int nb, const int64_t *bshape, int64_t M, int64_t N, in
   }
   if (count > 1 && batch_broadcast(b, nb, bshape) && !a->trans && rows_fold(a, M, nb, bshape) &&
       rows_fold(c, M, nb, bshape) && M * count <= INT_MAX) {
-    sgemm(false, b->trans, M * count, N, K, a->p, a->ld, b->p, b->ld, beta, c->p, c->ld);
+    td_sgemm(false, b->trans, M * count, N, K, a->p, a->ld, b->p, b->ld, beta, c->p, c->ld);
     return;
   }
   if (count > 1 && batch_broadcast(c, nb, bshape) && a->trans && !b->trans &&
       rows_fold(a, K, nb, bshape) && rows_fold(b, K, nb, bshape) && K * count <= INT_MAX) {
-    sgemm(true, false, M, N, K * count, a->p, a->ld, b->p, b->ld, beta, c->p, c->ld);
+    td_sgemm(true, false, M, N, K * count, a->p, a->ld, b->p, b->ld, beta, c->p, c->ld);
     return;
   }
   int64_t idx[TD_MAX_DIMS] = {0}, oa = 0, ob = 0, oc = 0;
   for (int64_t i = 0; i < count; i++) {
-    sgemm(a->trans, b->trans, M, N, K, a->p + oa, a->ld, b->p + ob, b->ld, beta, c->p + oc, c->ld);
+    td_sgemm(a->trans, b->trans, M, N, K, a->p + oa, a->ld, b->p + ob, b->ld, beta, c->p + oc, c->ld);
     for (int d = nb - 1; d >= 0; d--) {
       oa += a->bstr[d], ob += b->bstr[d], oc += c->bstr[d];
       if (++idx[d] < bshape[d]) break;
@@ -361,7 +326,7 @@ static td_status linear_forward(td_op_ctx *ctx, td_tensor **out) {
   else if (in == 0)
     memset(yp, 0, td_tensor_nbytes(y));
   if (rows && nout && in)
-    sgemm(mx.trans, !mw.trans, rows, nout, in, mx.p, mx.ld, mw.p, mw.ld, hb ? 1.0f : 0.0f, yp,
+    td_sgemm(mx.trans, !mw.trans, rows, nout, in, mx.p, mx.ld, mw.p, mw.ld, hb ? 1.0f : 0.0f, yp,
           nout);
 done:
   td_tensor_release(hx);
@@ -424,7 +389,7 @@ static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
         !(st = td_tensor_empty(TD_FLOAT32, x->ndim, x->shape, &gx[0]))) {
       zeros_if_empty(gx[0], nout);
       if (rows && in && nout)
-        sgemm(mg.trans, mw.trans, rows, in, nout, mg.p, mg.ld, mw.p, mw.ld, 0.0f,
+        td_sgemm(mg.trans, mw.trans, rows, in, nout, mg.p, mg.ld, mw.p, mw.ld, 0.0f,
               td_tensor_f32(gx[0]), in);
     }
   }
@@ -434,7 +399,7 @@ static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
         !(st = td_tensor_empty(TD_FLOAT32, 2, w->shape, &gx[1]))) {
       zeros_if_empty(gx[1], rows);
       if (rows && in && nout)
-        sgemm(!mg.trans, mx.trans, nout, in, rows, mg.p, mg.ld, mx.p, mx.ld, 0.0f,
+        td_sgemm(!mg.trans, mx.trans, nout, in, rows, mg.p, mg.ld, mx.p, mx.ld, 0.0f,
               td_tensor_f32(gx[1]), in);
     }
   }

@@ -4,9 +4,8 @@
 #include <stdlib.h>
 #include <uv.h>
 
-/* OpenBLAS's own setting is per process (its threads are shared), but
- * openblas_set_num_threads must be called before the first product. */
-extern void openblas_set_num_threads(int n);
+#include "core/parallel.h"
+
 
 struct pool {
   uv_mutex_t lock;
@@ -35,7 +34,7 @@ static void worker_main(void *arg) {
   }
 }
 
-int pool_create(int n_workers, int blas_threads, pool **out) {
+int pool_create(int n_workers, int op_threads, pool **out) {
   *out = NULL;
   pool *p = calloc(1, sizeof *p);
   if (!p) return -1;
@@ -46,7 +45,7 @@ int pool_create(int n_workers, int blas_threads, pool **out) {
   }
   uv_mutex_init(&p->lock);
   uv_cond_init(&p->ready);
-  openblas_set_num_threads(blas_threads);
+  td_set_num_threads(op_threads);
   for (int i = 0; i < n_workers; i++) {
     if (uv_thread_create(&p->threads[i], worker_main, p)) {
       pool_destroy(p);

@@ -17,8 +17,9 @@ typedef struct pool_job {
   struct pool_job *next;             /* the pool's */
 } pool_job;
 
-/* Starts n worker threads. Each sets OpenBLAS to blas_threads first. */
-int pool_create(int n_workers, int blas_threads, pool **out);
+/* Starts n worker threads, after setting the engine's intra-op threads
+ * (td_set_num_threads) to op_threads. */
+int pool_create(int n_workers, int op_threads, pool **out);
 /* Queues a job; any thread. The job struct must stay valid until run. */
 void pool_submit(pool *p, pool_job *job);
 /* Runs every job already queued, then joins the workers and frees the pool. */

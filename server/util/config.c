@@ -38,7 +38,7 @@ static const option_def options[] = {
     {"--workers", "TRAIND_WORKERS", OPT_INT, FIELD(workers), 1, 256, "N",
      "compute threads; sessions run in parallel on them (default: the number of CPUs)"},
     {"--blas-threads", "TRAIND_BLAS_THREADS", OPT_INT, FIELD(blas_threads), 1, 256, "N",
-     "OpenBLAS threads per matrix product (default 1: parallelism comes from sessions)"},
+     "threads one op (a product, a convolution) may use (default 1: parallelism comes from sessions)"},
     {"--max-message-size", "TRAIND_MAX_MESSAGE_SIZE", OPT_SIZE, FIELD(max_message_size), 1024,
      (double)INT_MAX, "BYTES", "largest request or response message (default 64M; K/M/G suffixes)"},
     {"--max-sessions", "TRAIND_MAX_SESSIONS", OPT_INT, FIELD(max_sessions), 1, 1e6, "N",

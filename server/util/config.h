@@ -17,7 +17,7 @@ typedef struct traind_config {
   int autosave_steps;          /* save a session every this many optimizer steps; 0: never
                                   between creation, loads and shutdown */
   int workers;                 /* compute threads: sessions run in parallel on them */
-  int blas_threads;            /* OpenBLAS threads per product */
+  int blas_threads;            /* intra-op threads (td_set_num_threads) */
   int64_t max_message_size;    /* bytes, both directions */
   int max_sessions;
   int64_t max_parameters;      /* parameter elements per model */

@@ -22,6 +22,7 @@
 #include "autodiff/grad_manager.h"
 #include "common/models.h"
 #include "core/alloc.h"
+#include "core/parallel.h"
 #include "functional/functional.h"
 #include "optimizer/optimizer.h"
 
@@ -107,7 +108,7 @@ int main(int argc, char **argv) {
   const char *workload = argv[1];
   int threads = atoi(argv[2]);
   double budget = argc > 3 ? atof(argv[3]) : 10.0;
-  openblas_set_num_threads(threads);
+  td_set_num_threads(threads);
   td_mem_keep_heap(); /* as the daemon does */
 
   bench b = {0};
