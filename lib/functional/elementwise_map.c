@@ -1,6 +1,61 @@
 /* elementwise_map.c - the drivers feeding elementwise inner loops (see elementwise_map.h). */
 #include "functional/elementwise_map.h"
 
+#include "core/parallel.h"
+
+/* Below this many elements a loop is done before a pool worker could be
+ * woken (tens of microseconds); above it the engine's threads split it. */
+enum { PARALLEL_MIN_ELEMENTS = 1 << 16 };
+/* Shares start at multiples of this many elements (a cache line of y, which
+ * is 64-byte aligned), so no two threads write the same line. */
+enum { SHARE_ALIGN = 16 };
+
+/* One elementwise loop over n elements of contiguous y, split into shares.
+ * Exactly one of unary / binary is set. For a binary loop with row_len > 0,
+ * b (or a, with a_is_row) is a row of row_len elements repeating along y,
+ * and shares are whole rows. */
+typedef struct ew_job {
+  td_ew_unary_loop unary;
+  td_ew_binary_loop binary;
+  const float *a, *b;
+  int64_t sa, sb; /* element strides: 1, or 0 for a broadcast scalar */
+  float *y;
+  float p0, p1;
+  int64_t n, row_len, step;
+  bool a_is_row;
+} ew_job;
+
+static void ew_range(const ew_job *j, int64_t lo, int64_t len) {
+  if (j->unary)
+    j->unary(len, j->a + lo * j->sa, j->sa, j->y + lo, j->p0, j->p1);
+  else if (!j->row_len)
+    j->binary(len, j->a + lo * j->sa, j->sa, j->b + lo * j->sb, j->sb, j->y + lo, j->p0, j->p1);
+  else
+    for (int64_t r = lo; r < lo + len; r += j->row_len)
+      j->binary(j->row_len, j->a_is_row ? j->a : j->a + r, 1, j->a_is_row ? j->b + r : j->b, 1,
+                j->y + r, j->p0, j->p1);
+}
+
+static void ew_share(void *arg, int t, int nt) {
+  (void)nt;
+  const ew_job *j = arg;
+  int64_t lo = t * j->step;
+  if (lo < j->n) ew_range(j, lo, j->n - lo < j->step ? j->n - lo : j->step);
+}
+
+static void ew_run(ew_job *j) {
+  int64_t unit = j->row_len ? j->row_len : SHARE_ALIGN;
+  int nt = j->n < PARALLEL_MIN_ELEMENTS ? 1 : td_parallel_threads(j->n / unit);
+  if (nt == 1) {
+    ew_range(j, 0, j->n);
+    return;
+  }
+  int64_t units = (j->n / unit + nt - 1) / nt;
+  j->step = units * unit;
+  if (!j->row_len) j->step = (j->step + SHARE_ALIGN - 1) / SHARE_ALIGN * SHARE_ALIGN;
+  td_parallel_run(nt, ew_share, j);
+}
+
 td_status td_ew_check_float_input(const td_op_ctx *ctx) {
   const td_tensor *x = ctx->inputs[0];
   if (x->dtype == TD_FLOAT32) return TD_OK;
@@ -17,7 +72,8 @@ td_status td_ew_unary(td_ew_unary_loop loop, const td_tensor *x, float p0, float
   const float *xp = td_tensor_f32(x);
   float *yp = td_tensor_f32(y);
   if (td_tensor_is_contiguous(x)) {
-    loop(y->numel, xp, 1, yp, p0, p1);
+    ew_job j = {.unary = loop, .a = xp, .sa = 1, .y = yp, .p0 = p0, .p1 = p1, .n = y->numel};
+    ew_run(&j);
   } else if (y->numel > 0) {
     int64_t ys[TD_MAX_DIMS];
     td_contiguous_strides(y->ndim, y->shape, ys);
@@ -56,20 +112,22 @@ static void binary_run(td_ew_binary_loop loop, const td_tensor *a, const td_tens
    * to leading 1s, so when contiguous it is laid out exactly like y. */
   bool a_full = a->numel == n && td_tensor_is_contiguous(a);
   bool b_full = b->numel == n && td_tensor_is_contiguous(b);
+  ew_job j = {.binary = loop, .a = ap, .b = bp, .sa = 1, .sb = 1, .y = yp, .p0 = p0, .p1 = p1,
+              .n = n};
   if (a_full && b_full) {
-    loop(n, ap, 1, bp, 1, yp, p0, p1);
+    ew_run(&j);
   } else if (a_full && b->numel == 1) {
-    loop(n, ap, 1, bp, 0, yp, p0, p1);
+    j.sb = 0;
+    ew_run(&j);
   } else if (b_full && a->numel == 1) {
-    loop(n, ap, 0, bp, 1, yp, p0, p1);
+    j.sa = 0;
+    ew_run(&j);
   } else if (a_full && is_trailing_row(b, y)) {
-    const int64_t c = b->numel;
-    for (int64_t r = 0; r < n; r += c)
-      loop(c, ap + r, 1, bp, 1, yp + r, p0, p1);
+    j.row_len = b->numel;
+    ew_run(&j);
   } else if (b_full && is_trailing_row(a, y)) {
-    const int64_t c = a->numel;
-    for (int64_t r = 0; r < n; r += c)
-      loop(c, ap, 1, bp + r, 1, yp + r, p0, p1);
+    j.row_len = a->numel, j.a_is_row = true;
+    ew_run(&j);
   } else {
     int64_t ys[TD_MAX_DIMS], as[TD_MAX_DIMS], bs[TD_MAX_DIMS];
     td_contiguous_strides(y->ndim, y->shape, ys);
