@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/parallel.h"
 #include "functional/op.h"
 
 /* ---- accurate fast sums ------------------------------------------------------
@@ -116,6 +117,44 @@ static bn_dims bn_dims_of(int ndim, const int64_t *shape) {
   return d;
 }
 
+/* BatchNorm2d's passes over [N, C, S] split over the engine's threads once
+ * the tensor is big enough to pay for waking them: the statistics by
+ * channel, the elementwise passes by plane (n, c). One thread forms each
+ * channel's sums, in the same order as without threads, so results do not
+ * depend on the thread count. */
+enum { BN_PARALLEL_MIN_ELEMENTS = 1 << 16 };
+
+typedef struct bn_job {
+  bn_dims d;
+  const float *x, *gy;
+  float *y;
+  double *s0, *s1;                       /* per-channel sums a pass writes */
+  const double *mean;                    /* the sums' centre */
+  const float *meanf, *a, *k, *e;        /* per-channel coefficients of a pass */
+  void (*range)(const struct bn_job *j, int64_t lo, int64_t hi);
+  int64_t units, step;
+} bn_job;
+
+static void bn_share(void *arg, int t, int nt) {
+  (void)nt;
+  const bn_job *j = arg;
+  int64_t lo = t * j->step, hi = lo + j->step < j->units ? lo + j->step : j->units;
+  if (lo < hi) j->range(j, lo, hi);
+}
+
+/* Runs j->range over [0, units), in shares. */
+static void bn_run(bn_job *j, int64_t units) {
+  int64_t elements = j->d.N * j->d.C * j->d.S;
+  int nt = elements < BN_PARALLEL_MIN_ELEMENTS ? 1 : td_parallel_threads(units);
+  j->units = units;
+  if (nt == 1) {
+    j->range(j, 0, units);
+    return;
+  }
+  j->step = (units + nt - 1) / nt;
+  td_parallel_run(nt, bn_share, j);
+}
+
 /* A per-channel vector (weight, bias, running stat) must be float32 [C]. */
 static td_status check_channel_vector(const td_tensor *t, const char *role, const td_tensor *x) {
   char a[TD_SHAPE_STR_MAX], b[TD_SHAPE_STR_MAX];
@@ -163,6 +202,21 @@ static td_status batch_norm_validate(const td_op_ctx *ctx) {
   return TD_OK;
 }
 
+/* Channels [c0, c1) of bn_batch_stats for S > 1: mean into s0, variance into s1. */
+static void bn_stats_range(const bn_job *j, int64_t c0, int64_t c1) {
+  const bn_dims d = j->d;
+  for (int64_t c = c0; c < c1; c++) {
+    double s = 0;
+    for (int64_t n = 0; n < d.N; n++)
+      s += sum_f32(j->x + (n * d.C + c) * d.S, d.S);
+    j->s0[c] = s / (double)d.M;
+    double ss = 0;
+    for (int64_t n = 0; n < d.N; n++)
+      ss += sum_sq_dev(j->x + (n * d.C + c) * d.S, d.S, (float)j->s0[c]);
+    j->s1[c] = ss / (double)d.M;
+  }
+}
+
 /* Biased batch mean and variance per channel into mean[C], var[C]. */
 static void bn_batch_stats(const float *x, bn_dims d, double *mean, double *var) {
   if (d.M == 0) {
@@ -187,15 +241,20 @@ static void bn_batch_stats(const float *x, bn_dims d, double *mean, double *var)
       var[c] /= (double)d.M;
     return;
   }
-  for (int64_t c = 0; c < d.C; c++) {
-    double s = 0;
-    for (int64_t n = 0; n < d.N; n++)
-      s += sum_f32(x + (n * d.C + c) * d.S, d.S);
-    mean[c] = s / (double)d.M;
-    double ss = 0;
-    for (int64_t n = 0; n < d.N; n++)
-      ss += sum_sq_dev(x + (n * d.C + c) * d.S, d.S, (float)mean[c]);
-    var[c] = ss / (double)d.M;
+  bn_job j = {.d = d, .x = x, .s0 = mean, .s1 = var, .range = bn_stats_range};
+  bn_run(&j, d.C);
+}
+
+/* Planes [p0, p1) of bn_apply for S > 1 (scale in a, shift in e). */
+static void bn_apply_range(const bn_job *j, int64_t p0, int64_t p1) {
+  const int64_t C = j->d.C, S = j->d.S;
+  for (int64_t pl = p0; pl < p1; pl++) {
+    const int64_t c = pl % C;
+    const float *xr = j->x + pl * S;
+    float *yr = j->y + pl * S;
+    const float m = j->meanf[c], a = j->a[c], b = j->e[c];
+    for (int64_t s = 0; s < S; s++)
+      yr[s] = (xr[s] - m) * a + b;
   }
 }
 
@@ -211,14 +270,8 @@ static void bn_apply(const float *x, float *y, bn_dims d, const float *mean, con
     }
     return;
   }
-  for (int64_t n = 0; n < d.N; n++)
-    for (int64_t c = 0; c < d.C; c++) {
-      const float *xr = x + (n * d.C + c) * d.S;
-      float *yr = y + (n * d.C + c) * d.S;
-      const float m = mean[c], a = scale[c], b = shift[c];
-      for (int64_t s = 0; s < d.S; s++)
-        yr[s] = (xr[s] - m) * a + b;
-    }
+  bn_job j = {.d = d, .x = x, .y = y, .meanf = mean, .a = scale, .e = shift, .range = bn_apply_range};
+  bn_run(&j, d.N * d.C);
 }
 
 /* PyTorch's update: running = (1 - m) * running + m * batch, with the
@@ -291,6 +344,17 @@ fail:
   return st;
 }
 
+/* Channels [c0, c1) of bn_grad_sums for S > 1 (sum_gy in s0, dot in s1). */
+static void bn_grad_sums_range(const bn_job *j, int64_t c0, int64_t c1) {
+  const bn_dims d = j->d;
+  for (int64_t c = c0; c < c1; c++)
+    for (int64_t n = 0; n < d.N; n++) {
+      const int64_t o = (n * d.C + c) * d.S;
+      j->s0[c] += sum_f32(j->gy + o, d.S);
+      j->s1[c] += dot_dev(j->gy + o, j->x + o, d.S, (float)j->mean[c]);
+    }
+}
+
 /* Per channel: sum(gy) into sum_gy and sum(gy * (x - mean)) into dot. */
 static void bn_grad_sums(const float *gy, const float *x, bn_dims d, const double *mean,
                          double *sum_gy, double *dot) {
@@ -305,12 +369,20 @@ static void bn_grad_sums(const float *gy, const float *x, bn_dims d, const doubl
       }
     return;
   }
-  for (int64_t n = 0; n < d.N; n++)
-    for (int64_t c = 0; c < d.C; c++) {
-      const int64_t o = (n * d.C + c) * d.S;
-      sum_gy[c] += sum_f32(gy + o, d.S);
-      dot[c] += dot_dev(gy + o, x + o, d.S, (float)mean[c]);
-    }
+  bn_job j = {.d = d, .x = x, .gy = gy, .s0 = sum_gy, .s1 = dot, .mean = mean,
+              .range = bn_grad_sums_range};
+  bn_run(&j, d.C);
+}
+
+/* Planes [p0, p1) of bn_input_grad for S > 1 (gx in y). */
+static void bn_input_grad_range(const bn_job *j, int64_t p0, int64_t p1) {
+  const int64_t C = j->d.C, S = j->d.S;
+  for (int64_t pl = p0; pl < p1; pl++) {
+    const int64_t c = pl % C, o = pl * S;
+    const float ac = j->a[c], kc = j->k[c], ec = j->e[c], mc = j->meanf[c];
+    for (int64_t s = 0; s < S; s++)
+      j->y[o + s] = ac * j->gy[o + s] + kc * (j->x[o + s] - mc) + ec;
+  }
 }
 
 /* gx = a[c] * gy + k[c] * (x - mean[c]) + e[c]  (k = e = 0 for running statistics) */
@@ -324,13 +396,9 @@ static void bn_input_grad(const float *gy, const float *x, float *gx, bn_dims d,
     }
     return;
   }
-  for (int64_t n = 0; n < d.N; n++)
-    for (int64_t c = 0; c < d.C; c++) {
-      const int64_t o = (n * d.C + c) * d.S;
-      const float ac = a[c], kc = k[c], ec = e[c], mc = mean[c];
-      for (int64_t s = 0; s < d.S; s++)
-        gx[o + s] = ac * gy[o + s] + kc * (x[o + s] - mc) + ec;
-    }
+  bn_job j = {.d = d, .x = x, .gy = gy, .y = gx, .meanf = mean, .a = a, .k = k, .e = e,
+              .range = bn_input_grad_range};
+  bn_run(&j, d.N * d.C);
 }
 
 static td_status batch_norm_backward(td_op_ctx *ctx, td_tensor *gy_in, td_tensor **gx) {
