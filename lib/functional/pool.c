@@ -3,7 +3,12 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "core/alloc.h"
+#include "core/parallel.h"
 #include "functional/conv.h"
 #include "functional/op.h"
 
@@ -90,22 +95,52 @@ static inline void window(int64_t o, int64_t stride, int64_t pad, int64_t k, int
   *hi = e < size ? e : size;
 }
 
+/* Planes are independent: a big input is split over the engine's threads by
+ * plane. */
+enum { POOL_PARALLEL_MIN_ELEMENTS = 1 << 16 };
+
+typedef struct planes_job {
+  void (*fn)(void *arg, int64_t p0, int64_t p1);
+  void *arg;
+  int64_t planes, step;
+} planes_job;
+
+static void planes_share(void *arg, int t, int nt) {
+  (void)nt;
+  const planes_job *j = arg;
+  int64_t lo = t * j->step, hi = lo + j->step < j->planes ? lo + j->step : j->planes;
+  if (lo < hi) j->fn(j->arg, lo, hi);
+}
+
+/* fn(arg, p0, p1) over [0, g->planes), in shares. */
+static void pool_run_planes(const pool_geom *g, void (*fn)(void *, int64_t, int64_t), void *arg) {
+  int nt = g->planes * g->h * g->w < POOL_PARALLEL_MIN_ELEMENTS ? 1 : td_parallel_threads(g->planes);
+  if (nt == 1) {
+    fn(arg, 0, g->planes);
+    return;
+  }
+  planes_job j = {fn, arg, g->planes, (g->planes + nt - 1) / nt};
+  td_parallel_run(nt, planes_share, &j);
+}
+
 /* ---- max_pool2d ---------------------------------------------------------- */
 
 /* PyTorch's scan: the first maximum wins, a NaN always replaces. */
 static inline bool max_takes(float v, float m) { return v > m || v != v; }
 
-/* One plane whose windows all lie inside it (no padding). The window's
+/* Output columns [ox_from, ow) of one plane whose windows all lie inside it
+ * (no padding). The window's
  * first element starts the scan (as -inf would, the rule above keeps it),
  * and the choice is a select, not a branch: on real activations which
  * element wins is a coin toss, and a mispredicted branch per element cost
  * more than the whole comparison. Inlined with constant kernel and stride
  * for the 2x2/2 pool nearly every CNN uses. */
-static inline void max_plane_full(const float *src, int64_t w, int64_t oh, int64_t ow, int64_t kh,
-                                  int64_t kw, int64_t sh, int64_t sw, float *dst, int32_t *idx) {
+static inline void max_plane_full(const float *src, int64_t w, int64_t oh, int64_t ow,
+                                  int64_t ox_from, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                                  float *dst, int32_t *idx) {
   for (int64_t oy = 0; oy < oh; oy++) {
     int64_t row0 = oy * sh * w;
-    for (int64_t ox = 0; ox < ow; ox++) {
+    for (int64_t ox = ox_from; ox < ow; ox++) {
       int64_t at = row0 + ox * sw;
       float m = src[at];
       int32_t mi = (int32_t)at;
@@ -122,6 +157,49 @@ static inline void max_plane_full(const float *src, int64_t w, int64_t oh, int64
     }
   }
 }
+
+#if defined(__AVX2__)
+/* The 2x2/2 pool, 8 outputs per step: the even and odd columns of the two
+ * input rows are the window's four elements, taken in scan order with the
+ * same rule as max_takes (greater, or NaN). Columns the vectors do not
+ * reach are left to max_plane_full. */
+static void max_plane_2x2(const float *src, int64_t w, int64_t oh, int64_t ow, float *dst,
+                          int32_t *idx) {
+  const int64_t ow8 = ow / 8 * 8;
+  const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  for (int64_t oy = 0; oy < oh; oy++) {
+    const float *r0 = src + 2 * oy * w, *r1 = r0 + w;
+    for (int64_t ox = 0; ox < ow8; ox += 8) {
+      __m256 e[2], o[2];
+      const float *rows[2] = {r0 + 2 * ox, r1 + 2 * ox};
+      for (int r = 0; r < 2; r++) {
+        __m256 lo = _mm256_loadu_ps(rows[r]), hi = _mm256_loadu_ps(rows[r] + 8);
+        /* Within 128-bit lanes, then the 64-bit chunks back in order. */
+        e[r] = _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+        o[r] = _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+      }
+      const __m256i at = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), lane2);
+      const __m256 cand[3] = {o[0], e[1], o[1]};
+      const int32_t off[3] = {1, (int32_t)w, (int32_t)w + 1};
+      __m256 m = e[0];
+      __m256i mi = at;
+      for (int k = 0; k < 3; k++) {
+        __m256 v = cand[k];
+        __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        m = _mm256_blendv_ps(m, v, take);
+        __m256i vi = _mm256_add_epi32(at, _mm256_set1_epi32(off[k]));
+        mi = _mm256_castps_si256(
+            _mm256_blendv_ps(_mm256_castsi256_ps(mi), _mm256_castsi256_ps(vi), take));
+      }
+      _mm256_storeu_ps(dst + oy * ow + ox, m);
+      if (idx) _mm256_storeu_si256((__m256i *)(idx + oy * ow + ox), mi);
+    }
+  }
+  if (ow8 < ow) max_plane_full(src, w, oh, ow, ow8, 2, 2, 2, 2, dst, idx);
+}
+#endif
 
 /* One plane with padding: windows clipped at the edges. */
 static void max_plane_clipped(const float *src, const pool_geom *g, float *dst, int32_t *idx) {
@@ -144,6 +222,34 @@ static void max_plane_clipped(const float *src, const pool_geom *g, float *dst, 
   }
 }
 
+typedef struct max_job {
+  const pool_geom *g;
+  const float *x;
+  float *y;
+  int32_t *idx; /* NULL when not recording */
+} max_job;
+
+static void max_planes(void *arg, int64_t p0, int64_t p1) {
+  const max_job *j = arg;
+  const pool_geom *g = j->g;
+  bool unclipped = g->ph == 0 && g->pw == 0; /* floor mode: every window then lies inside */
+  for (int64_t p = p0; p < p1; p++) {
+    const float *src = j->x + p * g->h * g->w;
+    float *dst = j->y + p * g->oh * g->ow;
+    int32_t *di = j->idx ? j->idx + p * g->oh * g->ow : NULL;
+    if (unclipped && g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2)
+#if defined(__AVX2__)
+      max_plane_2x2(src, g->w, g->oh, g->ow, dst, di);
+#else
+      max_plane_full(src, g->w, g->oh, g->ow, 0, 2, 2, 2, 2, dst, di);
+#endif
+    else if (unclipped)
+      max_plane_full(src, g->w, g->oh, g->ow, 0, g->kh, g->kw, g->sh, g->sw, dst, di);
+    else
+      max_plane_clipped(src, g, dst, di);
+  }
+}
+
 static td_status max_pool2d_forward(td_op_ctx *ctx, td_tensor **out) {
   pool_geom g;
   td_status st = pool_geometry(ctx, &g);
@@ -161,21 +267,8 @@ static td_status max_pool2d_forward(td_op_ctx *ctx, td_tensor **out) {
     if ((st = td_tensor_empty(TD_INT32, y->ndim, y->shape, &idx)) || (st = td_op_save(ctx, idx)))
       goto done;
   }
-  const float *xp = td_tensor_f32(x);
-  float *yp = td_tensor_f32(y);
-  int32_t *ip = idx ? (int32_t *)td_tensor_data(idx) : NULL;
-  bool unclipped = g.ph == 0 && g.pw == 0; /* floor mode: every window then lies inside */
-  for (int64_t p = 0; p < g.planes; p++) {
-    const float *src = xp + p * g.h * g.w;
-    float *dst = yp + p * g.oh * g.ow;
-    int32_t *di = ip ? ip + p * g.oh * g.ow : NULL;
-    if (unclipped && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2)
-      max_plane_full(src, g.w, g.oh, g.ow, 2, 2, 2, 2, dst, di);
-    else if (unclipped)
-      max_plane_full(src, g.w, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, dst, di);
-    else
-      max_plane_clipped(src, &g, dst, di);
-  }
+  max_job j = {&g, td_tensor_f32(x), td_tensor_f32(y), idx ? td_tensor_data(idx) : NULL};
+  pool_run_planes(&g, max_planes, &j);
 done:
   td_tensor_release(x);
   td_tensor_release(idx);
@@ -187,25 +280,43 @@ done:
   return TD_OK;
 }
 
+typedef struct max_grad_job {
+  const float *dy;
+  const int32_t *idx;
+  float *dx;
+  int64_t hw, ohw;
+} max_grad_job;
+
+/* Planes [p0, p1) of dx: zeros, then each output's gradient added at the
+ * position its maximum came from (overlapping windows may share one). */
+static void max_grad_planes(void *arg, int64_t p0, int64_t p1) {
+  const max_grad_job *j = arg;
+  for (int64_t p = p0; p < p1; p++) {
+    float *dx = j->dx + p * j->hw;
+    const float *g = j->dy + p * j->ohw;
+    const int32_t *ip = j->idx + p * j->ohw;
+    memset(dx, 0, sizeof(float) * (size_t)j->hw);
+    for (int64_t o = 0; o < j->ohw; o++)
+      dx[ip[o]] += g[o];
+  }
+}
+
 static td_status max_pool2d_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) {
   const td_tensor_meta *m = &ctx->input_meta[0];
-  const td_tensor *idx = ctx->saved_tensors[0];
   td_tensor *dy = NULL;
   td_status st;
   if ((st = td_tensor_contiguous(gy, &dy)) ||
-      (st = td_tensor_zeros(TD_FLOAT32, m->ndim, m->shape, &gx[0]))) {
+      (st = td_tensor_empty(TD_FLOAT32, m->ndim, m->shape, &gx[0]))) {
     td_tensor_release(dy);
     return st;
   }
-  int64_t hw = m->shape[m->ndim - 2] * m->shape[m->ndim - 1];
-  int64_t ohw = gy->shape[gy->ndim - 2] * gy->shape[gy->ndim - 1];
-  int64_t planes = dy->numel / ohw; /* oh, ow >= 1 */
-  const float *g = td_tensor_f32(dy);
-  const int32_t *ip = (const int32_t *)td_tensor_data(idx);
-  float *dx = td_tensor_f32(gx[0]);
-  for (int64_t p = 0; p < planes; p++)
-    for (int64_t o = 0; o < ohw; o++)
-      dx[p * hw + ip[p * ohw + o]] += g[p * ohw + o];
+  /* The planes, as the forward pass counted them (oh, ow >= 1). */
+  pool_geom g = {.h = m->shape[m->ndim - 2], .w = m->shape[m->ndim - 1]};
+  g.oh = gy->shape[gy->ndim - 2], g.ow = gy->shape[gy->ndim - 1];
+  g.planes = dy->numel / (g.oh * g.ow);
+  max_grad_job j = {td_tensor_f32(dy), (const int32_t *)td_tensor_data(ctx->saved_tensors[0]),
+                    td_tensor_f32(gx[0]), g.h * g.w, g.oh * g.ow};
+  pool_run_planes(&g, max_grad_planes, &j);
   td_tensor_release(dy);
   return TD_OK;
 }

@@ -80,6 +80,8 @@ const op_case op_cases_pool[] = {
     POOL("max_pool2d_non_square", max_pool2d, rect, WIDE(2, 2, 5, 7)),
     POOL("max_pool2d_even_kernel_padding", max_pool2d, k4s2p2, WIDE(1, 2, 6, 5)),
     POOL("max_pool2d_unbatched", max_pool2d, k2, WIDE(3, 4, 4)),
+    /* 18 output columns: two 8-wide vector blocks and a scalar tail. */
+    POOL("max_pool2d_k2_wide_rows", max_pool2d, k2, WIDE(2, 2, 4, 37)),
     POOL("max_pool2d_strided", max_pool2d, k3s2p1, WIDE_S(2, 2, 6, 7)),
     POOL("avg_pool2d_k2", avg_pool2d, k2, T(2, 3, 6, 6)),
     POOL("avg_pool2d_padding", avg_pool2d, k3s2p1, T(2, 2, 7, 7)),

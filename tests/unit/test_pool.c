@@ -7,10 +7,13 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "autodiff/grad_manager.h"
 #include "functional/conv.h"
+#include "functional/elementwise.h"
+#include "functional/reduce.h"
 
 static td_tensor *iota(int ndim, const int64_t *shape, float start) {
   td_tensor *t;
@@ -64,6 +67,81 @@ static void test_max_pool_values(void **state) {
   assert_true(isnan(td_tensor_f32(y)[0]));
   assert_float_equal(td_tensor_f32(y)[1], 8, 0);
   td_tensor_release(y), td_tensor_release(x);
+}
+
+/* The rule every max pool path must keep, written plainly: for each window
+ * in scan order, the first maximum wins and a NaN always replaces. */
+static void reference_max_pool(const float *x, int64_t planes, int64_t h, int64_t w,
+                               const td_pool2d_params *p, float *y, int32_t *idx) {
+  int64_t oh = (h + 2 * p->padding[0] - p->kernel[0]) / p->stride[0] + 1;
+  int64_t ow = (w + 2 * p->padding[1] - p->kernel[1]) / p->stride[1] + 1;
+  for (int64_t pl = 0; pl < planes; pl++)
+    for (int64_t oy = 0; oy < oh; oy++)
+      for (int64_t ox = 0; ox < ow; ox++) {
+        float m = -INFINITY;
+        int64_t mi = -1;
+        for (int64_t i = 0; i < p->kernel[0]; i++)
+          for (int64_t j = 0; j < p->kernel[1]; j++) {
+            int64_t iy = oy * p->stride[0] - p->padding[0] + i;
+            int64_t ix = ox * p->stride[1] - p->padding[1] + j;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+            float v = x[(pl * h + iy) * w + ix];
+            if (mi < 0 || v > m || isnan(v)) m = v, mi = iy * w + ix;
+          }
+        y[(pl * oh + oy) * ow + ox] = m;
+        idx[(pl * oh + oy) * ow + ox] = (int32_t)mi;
+      }
+}
+
+/* Big enough to be split over threads and to run the 8-wide 2x2 kernel,
+ * with a tail column, many ties (values from a set of 5) and NaNs: values
+ * and the positions the gradient goes to match the plain rule exactly. */
+static void test_max_pool_matches_reference(void **state) {
+  (void)state;
+  const td_pool2d_params sets[] = {k2, k3s2p1, {{3, 3}, {1, 1}, {0, 0}}};
+  int64_t shape[] = {4, 8, 46, 45};
+  td_tensor *x = iota(4, shape, 0);
+  float *xp = td_tensor_f32(x);
+  uint32_t r = 12345;
+  for (int64_t i = 0; i < x->numel; i++) {
+    r = r * 1664525u + 1013904223u;
+    xp[i] = (r >> 28) % 97 == 0 ? NAN : (float)((r >> 16) % 5);
+  }
+  for (size_t s = 0; s < sizeof sets / sizeof *sets; s++) {
+    td_grad_manager *gm;
+    td_tensor *y, *loss;
+    assert_int_equal(td_gm_create(&gm), TD_OK);
+    assert_int_equal(td_gm_attach(gm, x), TD_OK);
+    assert_int_equal(td_gm_record(gm), TD_OK);
+    assert_int_equal(td_max_pool2d(x, &sets[s], &y), TD_OK);
+    float *want = malloc(sizeof(float) * (size_t)y->numel);
+    int32_t *want_idx = malloc(sizeof(int32_t) * (size_t)y->numel);
+    reference_max_pool(xp, 32, 46, 45, &sets[s], want, want_idx);
+    for (int64_t i = 0; i < y->numel; i++) {
+      float got = td_tensor_f32(y)[i];
+      if (!(got == want[i] || (isnan(got) && isnan(want[i]))))
+        fail_msg("set %zu output %lld: got %g, want %g", s, (long long)i, got, want[i]);
+    }
+    /* The gradient of sum(y * k) puts k at each output's chosen position. */
+    td_tensor *k = iota(y->ndim, y->shape, 1), *yk;
+    assert_int_equal(td_mul(y, k, &yk), TD_OK);
+    assert_int_equal(td_sum(yk, NULL, 0, false, &loss), TD_OK);
+    assert_int_equal(td_gm_backward(gm, loss, NULL), TD_OK);
+    float *expect = calloc((size_t)x->numel, sizeof(float));
+    int64_t ohw = y->shape[2] * y->shape[3];
+    for (int64_t i = 0; i < y->numel; i++)
+      expect[i / ohw * 46 * 45 + want_idx[i]] += (float)(i + 1);
+    const float *g = td_tensor_f32(x->grad);
+    for (int64_t i = 0; i < x->numel; i++)
+      if (g[i] != expect[i])
+        fail_msg("set %zu input %lld: gradient %g, want %g", s, (long long)i, g[i], expect[i]);
+    free(expect), free(want), free(want_idx);
+    td_tensor_release(k), td_tensor_release(yk), td_tensor_release(loss), td_tensor_release(y);
+    td_gm_destroy(gm);
+    td_tensor_release(x->grad);
+    x->grad = NULL;
+  }
+  td_tensor_release(x);
 }
 
 static void test_max_pool_gradient(void **state) {
@@ -195,6 +273,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_max_pool_values),
       cmocka_unit_test(test_max_pool_gradient),
+      cmocka_unit_test(test_max_pool_matches_reference),
       cmocka_unit_test(test_avg_pool_values_and_gradient),
       cmocka_unit_test(test_adaptive_avg_pool),
       cmocka_unit_test(test_pool_errors),
