@@ -594,10 +594,15 @@ td_status td_conv_direct_weight_grad(const conv_geom *g, const float *x, const f
   weight_job j = {g, &l, x, dy, false, 1, 0, 0, 0, NULL, 0, 0, 0, 0};
   j.qv = grid_positions(g->oh, l.wq);
   /* Same trade as a pass: the grid sums padding columns and sums lanes per
-   * tile; channel tiles transpose dY and pad rows to 6. */
+   * tile; channel tiles transpose dY and pad rows to 6. Counted in lanes the
+   * two come out close, but the grid tile loads 7 vectors per 12 FMAs from
+   * three input rows and dY, the channel tile 2 per 12: measured at every
+   * workload layer, channel tiles won each one whose lane count was within
+   * 2x of the grid's (by 4-15%: resnet layer1 5.3 -> 4.8 ms, the stride-2
+   * layer2.conv1 3.3 -> 2.8) and lost 8% at lenet.conv1 (1.5x). */
   int64_t grid = round_up(g->og, GQ) * round_up(g->kc, WR) * j.qv;
   int64_t cv = round_up(g->og, VEC) * (round_up(g->kc, CP) + TRANSPOSE_COST) * g->ohw;
-  j.cv = cv < grid;
+  j.cv = cv < 2 * grid;
   j.npad = round_up(g->og, j.cv ? VEC : GQ);
   /* Partial sums: cv [groups][kcp][npad] (dW^T); grid [groups][npad][kcp] (dW). */
   j.kcp = j.cv ? round_up(g->kc, CP) : g->kc;
