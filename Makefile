@@ -39,11 +39,14 @@ build-tsan: deps
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 
 # The daemon's integration tests (concurrent sessions, shutdown with calls in
-# flight, ...) under ThreadSanitizer. tests/tsan.supp says what is suppressed
+# flight, ...) and the engine's thread pool (unit.test_parallel) under
+# ThreadSanitizer. tests/tsan.supp says what is suppressed
 # and why (libraries not built with TSan).
 test-tsan: build-tsan
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0" \
 	  ctest --test-dir $(BUILD_TSAN) -L integration --output-on-failure -j $(JOBS)
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" \
+	  ctest --test-dir $(BUILD_TSAN) -R '^unit\.test_parallel$$' --output-on-failure
 
 # The main job: start traind on a free loopback port, train an MLP on the
 # digits over gRPC with the Python client, check the checkpoint in PyTorch,

@@ -1,0 +1,150 @@
+/* test_parallel.c - the engine's intra-op thread setting and pool. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "core/parallel.h"
+
+enum { SLOTS = 4096 };
+
+/* Each share marks its slice of the slots with its own index, and counts itself. */
+typedef struct mark_job {
+  int slots[SLOTS];
+  atomic_int calls;
+  atomic_int distinct_threads;
+  pthread_t seen[TD_MAX_THREADS];
+} mark_job;
+
+static void mark(void *arg, int t, int nt) {
+  mark_job *j = arg;
+  for (int i = SLOTS * t / nt; i < SLOTS * (t + 1) / nt; i++)
+    j->slots[i] += t + 1;
+  j->seen[t] = pthread_self();
+  atomic_fetch_add(&j->calls, 1);
+}
+
+/* Whether every share ran exactly once (-1), else the first bad slot. */
+static int first_bad_slot(mark_job *j, int nt) {
+  if (atomic_load(&j->calls) != nt) return 0;
+  for (int t = 0; t < nt; t++)
+    for (int i = SLOTS * t / nt; i < SLOTS * (t + 1) / nt; i++)
+      if (j->slots[i] != t + 1) return i;
+  return -1;
+}
+
+static void check_marked(mark_job *j, int nt) {
+  int bad = first_bad_slot(j, nt);
+  if (bad >= 0)
+    fail_msg("%d shares: %d calls, slot %d holds %d", nt, atomic_load(&j->calls), bad,
+             j->slots[bad]);
+}
+
+static void test_every_share_runs_once(void **state) {
+  (void)state;
+  static mark_job j; /* big: off the stack */
+  for (int nt = 1; nt <= TD_MAX_THREADS; nt++) {
+    memset(&j, 0, sizeof j);
+    td_parallel_run(nt, mark, &j);
+    check_marked(&j, nt);
+  }
+  /* Over and over: the pool's workers are reused, never lose a job. */
+  for (int round = 0; round < 2000; round++) {
+    memset(&j, 0, sizeof j);
+    td_parallel_run(2 + round % 3, mark, &j);
+    check_marked(&j, 2 + round % 3);
+  }
+}
+
+static void test_shares_run_on_other_threads(void **state) {
+  (void)state;
+  static mark_job j;
+  memset(&j, 0, sizeof j);
+  td_parallel_run(2, mark, &j);
+  check_marked(&j, 2);
+  assert_true(pthread_equal(j.seen[0], pthread_self()));
+  assert_false(pthread_equal(j.seen[1], pthread_self()));
+}
+
+/* Two callers at once (two sessions' ops): one gets the pool, the other runs
+ * its shares itself; both complete, every share exactly once. */
+static void *caller(void *arg) {
+  mark_job *jobs = arg;
+  for (int round = 0; round < 500; round++) {
+    memset(jobs + round % 2, 0, sizeof *jobs);
+    td_parallel_run(3, mark, jobs + round % 2);
+    if (first_bad_slot(jobs + round % 2, 3) >= 0) return (void *)1;
+  }
+  return NULL;
+}
+
+static void test_concurrent_callers(void **state) {
+  (void)state;
+  static mark_job jobs[2][2];
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, caller, jobs[i]), 0);
+  for (int i = 0; i < 2; i++) {
+    void *rc;
+    assert_int_equal(pthread_join(th[i], &rc), 0);
+    assert_null(rc);
+  }
+}
+
+/* A forked child has none of the parent's workers; its pool starts afresh. */
+static void test_pool_after_fork(void **state) {
+  (void)state;
+#ifdef __SANITIZE_THREAD__
+  skip(); /* TSan cannot start threads in a child forked from a threaded process */
+#endif
+  static mark_job j;
+  td_parallel_run(2, mark, &j); /* the parent's worker exists */
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    memset(&j, 0, sizeof j);
+    td_parallel_run(2, mark, &j);
+    _exit(atomic_load(&j.calls) == 2 && j.slots[SLOTS - 1] == 2 ? 0 : 1);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_thread_setting(void **state) {
+  (void)state;
+  int saved = td_get_num_threads();
+  td_set_num_threads(0);
+  assert_int_equal(td_get_num_threads(), 1);
+  td_set_num_threads(1000);
+  assert_int_equal(td_get_num_threads(), TD_MAX_THREADS);
+  td_set_num_threads(3);
+  assert_int_equal(td_parallel_threads(100), 3);
+  assert_int_equal(td_parallel_threads(2), 2);
+  assert_int_equal(td_parallel_threads(0), 1);
+  /* OpenBLAS itself stays at one thread: the engine splits products. */
+  assert_int_equal(openblas_get_num_threads(), 1);
+  td_set_num_threads(saved);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_every_share_runs_once),
+      cmocka_unit_test(test_shares_run_on_other_threads),
+      cmocka_unit_test(test_concurrent_callers),
+      cmocka_unit_test(test_pool_after_fork),
+      cmocka_unit_test(test_thread_setting),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
