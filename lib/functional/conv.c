@@ -277,10 +277,10 @@ static td_status conv_forward_buffers(const conv_geom *g, const float *xp, const
             for (int64_t i = 0; i < g->ohw; i++)
               yg[o * g->ohw + i] = bp[gi * g->og + o];
         td_sgemm(false, false, g->og, g->ohw, g->kc, wg, g->kc, colp, g->ohw, bp ? 1.0f : 0.0f, yg,
-              g->ohw);
+                 g->ohw);
       } else {
         td_sgemm(false, false, g->og, cols, g->kc, wg, g->kc, colp, cols, 0.0f,
-              s.rows + gi * g->og * cols, cols);
+                 s.rows + gi * g->og * cols, cols);
       }
     }
     if (nb > 1) /* rows [O, nb, OH*OW] back to [nb, O, OH*OW], adding the bias */
@@ -391,7 +391,7 @@ static td_status weight_grad(const conv_geom *g, const float *xp, const float *d
         colp = s.col;
       }
       td_sgemm(false, true, g->kc, g->og, cols, colp, cols, dyrows + gi * g->og * cols, cols, 1.0f,
-            dwt + gi * g->kc * g->og, g->og);
+               dwt + gi * g->kc * g->og, g->og);
     }
   }
   for (int64_t gi = 0; gi < g->groups; gi++)
@@ -459,7 +459,7 @@ static td_status input_grad_col2im(const conv_geom *g, const float *wp, const fl
     for (int64_t gi = 0; gi < g->groups; gi++) {
       float *dxg = dxp + (s0 * g->c + gi * g->cg) * g->hw;
       td_sgemm(true, false, g->kc, cols, g->og, wp + gi * g->og * g->kc, g->kc,
-            dyrows + gi * g->og * cols, cols, 0.0f, s.col, cols);
+               dyrows + gi * g->og * cols, cols, 0.0f, s.col, cols);
       for (int64_t k = 0; k < nb; k++)
         col2im(g, s.col + k * g->ohw, cols, dxg + k * g->c * g->hw);
     }

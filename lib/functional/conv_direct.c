@@ -30,7 +30,7 @@
 #include "functional/conv_tiles.h"
 
 enum {
-  GRID_TILE = 3 * VEC, /* positions per full grid tile */
+  GRID_TILE = 3 * VEC,  /* positions per full grid tile */
   WS_MAX = 4,           /* samples summed in registers by a weight-gradient tile */
   WS_BYTES = 512 << 10, /* ...while their inputs stay within this (about L2) */
   /* Cost of moving one result through a [position][channel] transpose, in

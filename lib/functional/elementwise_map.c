@@ -112,8 +112,8 @@ static void binary_run(td_ew_binary_loop loop, const td_tensor *a, const td_tens
    * to leading 1s, so when contiguous it is laid out exactly like y. */
   bool a_full = a->numel == n && td_tensor_is_contiguous(a);
   bool b_full = b->numel == n && td_tensor_is_contiguous(b);
-  ew_job j = {.binary = loop, .a = ap, .b = bp, .sa = 1, .sb = 1, .y = yp, .p0 = p0, .p1 = p1,
-              .n = n};
+  ew_job j = {
+      .binary = loop, .a = ap, .b = bp, .sa = 1, .sb = 1, .y = yp, .p0 = p0, .p1 = p1, .n = n};
   if (a_full && b_full) {
     ew_run(&j);
   } else if (a_full && b->numel == 1) {

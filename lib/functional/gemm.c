@@ -56,7 +56,8 @@ void td_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
       if (beta == 0)
         memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
       else
-        for (int64_t j = 0; j < n; j++) c[i * ldc + j] *= beta;
+        for (int64_t j = 0; j < n; j++)
+          c[i * ldc + j] *= beta;
     }
     return;
   }

@@ -98,7 +98,8 @@ static void gemm_batched(int nb, const int64_t *bshape, int64_t M, int64_t N, in
   }
   int64_t idx[TD_MAX_DIMS] = {0}, oa = 0, ob = 0, oc = 0;
   for (int64_t i = 0; i < count; i++) {
-    td_sgemm(a->trans, b->trans, M, N, K, a->p + oa, a->ld, b->p + ob, b->ld, beta, c->p + oc, c->ld);
+    td_sgemm(a->trans, b->trans, M, N, K, a->p + oa, a->ld, b->p + ob, b->ld, beta, c->p + oc,
+             c->ld);
     for (int d = nb - 1; d >= 0; d--) {
       oa += a->bstr[d], ob += b->bstr[d], oc += c->bstr[d];
       if (++idx[d] < bshape[d]) break;
@@ -327,7 +328,7 @@ static td_status linear_forward(td_op_ctx *ctx, td_tensor **out) {
     memset(yp, 0, td_tensor_nbytes(y));
   if (rows && nout && in)
     td_sgemm(mx.trans, !mw.trans, rows, nout, in, mx.p, mx.ld, mw.p, mw.ld, hb ? 1.0f : 0.0f, yp,
-          nout);
+             nout);
 done:
   td_tensor_release(hx);
   td_tensor_release(hw);
@@ -390,7 +391,7 @@ static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
       zeros_if_empty(gx[0], nout);
       if (rows && in && nout)
         td_sgemm(mg.trans, mw.trans, rows, in, nout, mg.p, mg.ld, mw.p, mw.ld, 0.0f,
-              td_tensor_f32(gx[0]), in);
+                 td_tensor_f32(gx[0]), in);
     }
   }
   if (!st && ctx->needs_input_grad[1]) { /* dW [out, in] = dY^T @ X */
@@ -400,7 +401,7 @@ static td_status linear_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
       zeros_if_empty(gx[1], rows);
       if (rows && in && nout)
         td_sgemm(!mg.trans, mx.trans, nout, in, rows, mg.p, mg.ld, mx.p, mx.ld, 0.0f,
-              td_tensor_f32(gx[1]), in);
+                 td_tensor_f32(gx[1]), in);
     }
   }
   if (!st && ctx->n_inputs > 2 && ctx->needs_input_grad[2])

@@ -128,9 +128,9 @@ typedef struct bn_job {
   bn_dims d;
   const float *x, *gy;
   float *y;
-  double *s0, *s1;                       /* per-channel sums a pass writes */
-  const double *mean;                    /* the sums' centre */
-  const float *meanf, *a, *k, *e;        /* per-channel coefficients of a pass */
+  double *s0, *s1;                /* per-channel sums a pass writes */
+  const double *mean;             /* the sums' centre */
+  const float *meanf, *a, *k, *e; /* per-channel coefficients of a pass */
   void (*range)(const struct bn_job *j, int64_t lo, int64_t hi);
   int64_t units, step;
 } bn_job;
@@ -270,7 +270,8 @@ static void bn_apply(const float *x, float *y, bn_dims d, const float *mean, con
     }
     return;
   }
-  bn_job j = {.d = d, .x = x, .y = y, .meanf = mean, .a = scale, .e = shift, .range = bn_apply_range};
+  bn_job j = {
+      .d = d, .x = x, .y = y, .meanf = mean, .a = scale, .e = shift, .range = bn_apply_range};
   bn_run(&j, d.N * d.C);
 }
 
@@ -369,8 +370,8 @@ static void bn_grad_sums(const float *gy, const float *x, bn_dims d, const doubl
       }
     return;
   }
-  bn_job j = {.d = d, .x = x, .gy = gy, .s0 = sum_gy, .s1 = dot, .mean = mean,
-              .range = bn_grad_sums_range};
+  bn_job j = {
+      .d = d, .x = x, .gy = gy, .s0 = sum_gy, .s1 = dot, .mean = mean, .range = bn_grad_sums_range};
   bn_run(&j, d.C);
 }
 
@@ -396,7 +397,14 @@ static void bn_input_grad(const float *gy, const float *x, float *gx, bn_dims d,
     }
     return;
   }
-  bn_job j = {.d = d, .x = x, .gy = gy, .y = gx, .meanf = mean, .a = a, .k = k, .e = e,
+  bn_job j = {.d = d,
+              .x = x,
+              .gy = gy,
+              .y = gx,
+              .meanf = mean,
+              .a = a,
+              .k = k,
+              .e = e,
               .range = bn_input_grad_range};
   bn_run(&j, d.N * d.C);
 }

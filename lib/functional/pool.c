@@ -114,7 +114,8 @@ static void planes_share(void *arg, int t, int nt) {
 
 /* fn(arg, p0, p1) over [0, g->planes), in shares. */
 static void pool_run_planes(const pool_geom *g, void (*fn)(void *, int64_t, int64_t), void *arg) {
-  int nt = g->planes * g->h * g->w < POOL_PARALLEL_MIN_ELEMENTS ? 1 : td_parallel_threads(g->planes);
+  int nt =
+      g->planes * g->h * g->w < POOL_PARALLEL_MIN_ELEMENTS ? 1 : td_parallel_threads(g->planes);
   if (nt == 1) {
     fn(arg, 0, g->planes);
     return;
@@ -187,7 +188,8 @@ static void max_plane_2x2(const float *src, int64_t w, int64_t oh, int64_t ow, f
       __m256i mi = at;
       for (int k = 0; k < 3; k++) {
         __m256 v = cand[k];
-        __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        __m256 take =
+            _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
         m = _mm256_blendv_ps(m, v, take);
         __m256i vi = _mm256_add_epi32(at, _mm256_set1_epi32(off[k]));
         mi = _mm256_castps_si256(
