@@ -6,9 +6,9 @@
 
 #include "core/parallel.h"
 
-/* Below this many multiply-adds a product is done before a second thread
- * could be woken (about 20-50 us for a pool worker here; 2^20 MACs is
- * about 25 us of single-core sgemm). */
+/* Below this many multiply-adds (about 20 us of single-core sgemm at
+ * 100 GFLOP/s) a product is done about as soon as a sleeping pool worker
+ * would be awake to help. */
 enum { SPLIT_MIN_MACS = 1 << 20 };
 /* Blocks are cut at multiples of this many rows or columns, sgemm's
  * register tile, so no thread gets a ragged edge in the middle. */

@@ -130,12 +130,10 @@ static void pool_run_planes(const pool_geom *g, void (*fn)(void *, int64_t, int6
 static inline bool max_takes(float v, float m) { return v > m || v != v; }
 
 /* Output columns [ox_from, ow) of one plane whose windows all lie inside it
- * (no padding). The window's
- * first element starts the scan (as -inf would, the rule above keeps it),
- * and the choice is a select, not a branch: on real activations which
- * element wins is a coin toss, and a mispredicted branch per element cost
- * more than the whole comparison. Inlined with constant kernel and stride
- * for the 2x2/2 pool nearly every CNN uses. */
+ * (no padding). The window's first element starts the scan (as -inf would,
+ * the rule above keeps it), and the choice is a select, not a branch: on
+ * real activations which element wins is a coin toss, and a mispredicted
+ * branch per element cost more than the whole comparison. */
 static inline void max_plane_full(const float *src, int64_t w, int64_t oh, int64_t ow,
                                   int64_t ox_from, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                                   float *dst, int32_t *idx) {
