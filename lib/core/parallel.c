@@ -159,3 +159,28 @@ void td_parallel_run(int nt, td_work_fn fn, void *job) {
   for (int t = 0; t < nt; t++)
     fn(job, t, nt);
 }
+
+typedef struct range_job {
+  td_range_fn fn;
+  void *arg;
+  int64_t n, step;
+} range_job;
+
+static void range_share(void *arg, int t, int nt) {
+  (void)nt;
+  const range_job *j = arg;
+  int64_t lo = t * j->step;
+  if (lo < j->n) j->fn(j->arg, lo, j->n - lo < j->step ? j->n : lo + j->step);
+}
+
+void td_parallel_for(int64_t n, int64_t grain, int nt, td_range_fn fn, void *arg) {
+  if (n <= 0) return;
+  if (nt <= 1) {
+    fn(arg, 0, n);
+    return;
+  }
+  if (grain < 1) grain = 1;
+  int64_t pieces = (n + grain - 1) / grain;
+  range_job j = {fn, arg, n, (pieces + nt - 1) / nt * grain};
+  td_parallel_run(nt, range_share, &j);
+}

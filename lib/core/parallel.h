@@ -40,4 +40,13 @@ typedef void (*td_work_fn)(void *job, int t, int nt);
 /* Runs fn(job, t, nt) for every t in 0..nt-1 and returns when all are done. */
 void td_parallel_run(int nt, td_work_fn fn, void *job);
 
+/* One contiguous piece [lo, hi) of a range; must not fail, as a share. */
+typedef void (*td_range_fn)(void *arg, int64_t lo, int64_t hi);
+
+/* Splits [0, n) into at most nt contiguous pieces that start at multiples
+ * of grain (a vector, a cache line, a row: whatever a piece must not cut)
+ * and runs fn on each through td_parallel_run. With nt <= 1 it calls
+ * fn(arg, 0, n) on this thread; with n <= 0, nothing. */
+void td_parallel_for(int64_t n, int64_t grain, int nt, td_range_fn fn, void *arg);
+
 #endif

@@ -10,10 +10,10 @@ enum { PARALLEL_MIN_ELEMENTS = 1 << 16 };
  * is 64-byte aligned), so no two threads write the same line. */
 enum { SHARE_ALIGN = 16 };
 
-/* One elementwise loop over n elements of contiguous y, split into shares.
- * Exactly one of unary / binary is set. For a binary loop with row_len > 0,
- * b (or a, with a_is_row) is a row of row_len elements repeating along y,
- * and shares are whole rows. */
+/* One elementwise loop over n elements of contiguous y. Exactly one of
+ * unary / binary is set. For a binary loop with row_len > 0, b (or a, with
+ * a_is_row) is a row of row_len elements repeating along y, and pieces are
+ * whole rows. */
 typedef struct ew_job {
   td_ew_unary_loop unary;
   td_ew_binary_loop binary;
@@ -21,39 +21,27 @@ typedef struct ew_job {
   int64_t sa, sb; /* element strides: 1, or 0 for a broadcast scalar */
   float *y;
   float p0, p1;
-  int64_t n, row_len, step;
+  int64_t n, row_len;
   bool a_is_row;
 } ew_job;
 
-static void ew_range(const ew_job *j, int64_t lo, int64_t len) {
+/* Elements [lo, hi) of y. */
+static void ew_range(void *arg, int64_t lo, int64_t hi) {
+  const ew_job *j = arg;
   if (j->unary)
-    j->unary(len, j->a + lo * j->sa, j->sa, j->y + lo, j->p0, j->p1);
+    j->unary(hi - lo, j->a + lo * j->sa, j->sa, j->y + lo, j->p0, j->p1);
   else if (!j->row_len)
-    j->binary(len, j->a + lo * j->sa, j->sa, j->b + lo * j->sb, j->sb, j->y + lo, j->p0, j->p1);
+    j->binary(hi - lo, j->a + lo * j->sa, j->sa, j->b + lo * j->sb, j->sb, j->y + lo, j->p0, j->p1);
   else
-    for (int64_t r = lo; r < lo + len; r += j->row_len)
+    for (int64_t r = lo; r < hi; r += j->row_len)
       j->binary(j->row_len, j->a_is_row ? j->a : j->a + r, 1, j->a_is_row ? j->b + r : j->b, 1,
                 j->y + r, j->p0, j->p1);
 }
 
-static void ew_share(void *arg, int t, int nt) {
-  (void)nt;
-  const ew_job *j = arg;
-  int64_t lo = t * j->step;
-  if (lo < j->n) ew_range(j, lo, j->n - lo < j->step ? j->n - lo : j->step);
-}
-
 static void ew_run(ew_job *j) {
-  int64_t unit = j->row_len ? j->row_len : SHARE_ALIGN;
-  int nt = j->n < PARALLEL_MIN_ELEMENTS ? 1 : td_parallel_threads(j->n / unit);
-  if (nt == 1) {
-    ew_range(j, 0, j->n);
-    return;
-  }
-  int64_t units = (j->n / unit + nt - 1) / nt;
-  j->step = units * unit;
-  if (!j->row_len) j->step = (j->step + SHARE_ALIGN - 1) / SHARE_ALIGN * SHARE_ALIGN;
-  td_parallel_run(nt, ew_share, j);
+  int64_t grain = j->row_len ? j->row_len : SHARE_ALIGN;
+  int nt = j->n < PARALLEL_MIN_ELEMENTS ? 1 : td_parallel_threads(j->n / grain);
+  td_parallel_for(j->n, grain, nt, ew_range, j);
 }
 
 td_status td_ew_check_float_input(const td_op_ctx *ctx) {

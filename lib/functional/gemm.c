@@ -16,7 +16,7 @@ enum { SPLIT_ALIGN = 16 };
 
 typedef struct gemm_job {
   bool ta, tb, by_cols;
-  int64_t m, n, k, lda, ldb, ldc, step;
+  int64_t m, n, k, lda, ldb, ldc;
   const float *a, *b;
   float beta;
   float *c;
@@ -30,22 +30,15 @@ static void serial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const floa
               (int)ldb, beta, c, (int)ldc);
 }
 
-/* Share t: columns [t*step, ...) of B and C, or rows of A and C. */
-static void gemm_share(void *arg, int t, int nt) {
-  (void)nt;
+/* Columns [lo, hi) of B and C, or rows of A and C. */
+static void gemm_range(void *arg, int64_t lo, int64_t hi) {
   const gemm_job *j = arg;
-  int64_t lo = t * j->step;
-  if (j->by_cols) {
-    if (lo >= j->n) return;
-    int64_t w = j->n - lo < j->step ? j->n - lo : j->step;
-    serial(j->ta, j->tb, j->m, w, j->k, j->a, j->lda, j->tb ? j->b + lo * j->ldb : j->b + lo,
+  if (j->by_cols)
+    serial(j->ta, j->tb, j->m, hi - lo, j->k, j->a, j->lda, j->tb ? j->b + lo * j->ldb : j->b + lo,
            j->ldb, j->beta, j->c + lo, j->ldc);
-  } else {
-    if (lo >= j->m) return;
-    int64_t h = j->m - lo < j->step ? j->m - lo : j->step;
-    serial(j->ta, j->tb, h, j->n, j->k, j->ta ? j->a + lo : j->a + lo * j->lda, j->lda, j->b,
+  else
+    serial(j->ta, j->tb, hi - lo, j->n, j->k, j->ta ? j->a + lo : j->a + lo * j->lda, j->lda, j->b,
            j->ldb, j->beta, j->c + lo * j->ldc, j->ldc);
-  }
 }
 
 void td_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
@@ -65,12 +58,6 @@ void td_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
   bool by_cols = n >= m;
   int64_t side = by_cols ? n : m;
   int nt = m * n * k < SPLIT_MIN_MACS ? 1 : td_parallel_threads(side / SPLIT_ALIGN);
-  if (nt == 1) {
-    serial(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-  int64_t step = (side + nt - 1) / nt;
-  step = (step + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
-  gemm_job j = {ta, tb, by_cols, m, n, k, lda, ldb, ldc, step, a, b, beta, c};
-  td_parallel_run(nt, gemm_share, &j);
+  gemm_job j = {ta, tb, by_cols, m, n, k, lda, ldb, ldc, a, b, beta, c};
+  td_parallel_for(side, SPLIT_ALIGN, nt, gemm_range, &j);
 }

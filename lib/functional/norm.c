@@ -131,28 +131,13 @@ typedef struct bn_job {
   double *s0, *s1;                /* per-channel sums a pass writes */
   const double *mean;             /* the sums' centre */
   const float *meanf, *a, *k, *e; /* per-channel coefficients of a pass */
-  void (*range)(const struct bn_job *j, int64_t lo, int64_t hi);
-  int64_t units, step;
 } bn_job;
 
-static void bn_share(void *arg, int t, int nt) {
-  (void)nt;
-  const bn_job *j = arg;
-  int64_t lo = t * j->step, hi = lo + j->step < j->units ? lo + j->step : j->units;
-  if (lo < hi) j->range(j, lo, hi);
-}
-
-/* Runs j->range over [0, units), in shares. */
-static void bn_run(bn_job *j, int64_t units) {
+/* Runs range over [0, units) (channels or planes) of j's tensor, in pieces. */
+static void bn_run(bn_job *j, int64_t units, td_range_fn range) {
   int64_t elements = j->d.N * j->d.C * j->d.S;
   int nt = elements < BN_PARALLEL_MIN_ELEMENTS ? 1 : td_parallel_threads(units);
-  j->units = units;
-  if (nt == 1) {
-    j->range(j, 0, units);
-    return;
-  }
-  j->step = (units + nt - 1) / nt;
-  td_parallel_run(nt, bn_share, j);
+  td_parallel_for(units, 1, nt, range, j);
 }
 
 /* A per-channel vector (weight, bias, running stat) must be float32 [C]. */
@@ -203,7 +188,8 @@ static td_status batch_norm_validate(const td_op_ctx *ctx) {
 }
 
 /* Channels [c0, c1) of bn_batch_stats for S > 1: mean into s0, variance into s1. */
-static void bn_stats_range(const bn_job *j, int64_t c0, int64_t c1) {
+static void bn_stats_range(void *arg, int64_t c0, int64_t c1) {
+  const bn_job *j = arg;
   const bn_dims d = j->d;
   for (int64_t c = c0; c < c1; c++) {
     double s = 0;
@@ -241,12 +227,13 @@ static void bn_batch_stats(const float *x, bn_dims d, double *mean, double *var)
       var[c] /= (double)d.M;
     return;
   }
-  bn_job j = {.d = d, .x = x, .s0 = mean, .s1 = var, .range = bn_stats_range};
-  bn_run(&j, d.C);
+  bn_job j = {.d = d, .x = x, .s0 = mean, .s1 = var};
+  bn_run(&j, d.C, bn_stats_range);
 }
 
 /* Planes [p0, p1) of bn_apply for S > 1 (scale in a, shift in e). */
-static void bn_apply_range(const bn_job *j, int64_t p0, int64_t p1) {
+static void bn_apply_range(void *arg, int64_t p0, int64_t p1) {
+  const bn_job *j = arg;
   const int64_t C = j->d.C, S = j->d.S;
   for (int64_t pl = p0; pl < p1; pl++) {
     const int64_t c = pl % C;
@@ -270,9 +257,8 @@ static void bn_apply(const float *x, float *y, bn_dims d, const float *mean, con
     }
     return;
   }
-  bn_job j = {
-      .d = d, .x = x, .y = y, .meanf = mean, .a = scale, .e = shift, .range = bn_apply_range};
-  bn_run(&j, d.N * d.C);
+  bn_job j = {.d = d, .x = x, .y = y, .meanf = mean, .a = scale, .e = shift};
+  bn_run(&j, d.N * d.C, bn_apply_range);
 }
 
 /* PyTorch's update: running = (1 - m) * running + m * batch, with the
@@ -346,7 +332,8 @@ fail:
 }
 
 /* Channels [c0, c1) of bn_grad_sums for S > 1 (sum_gy in s0, dot in s1). */
-static void bn_grad_sums_range(const bn_job *j, int64_t c0, int64_t c1) {
+static void bn_grad_sums_range(void *arg, int64_t c0, int64_t c1) {
+  const bn_job *j = arg;
   const bn_dims d = j->d;
   for (int64_t c = c0; c < c1; c++)
     for (int64_t n = 0; n < d.N; n++) {
@@ -370,13 +357,13 @@ static void bn_grad_sums(const float *gy, const float *x, bn_dims d, const doubl
       }
     return;
   }
-  bn_job j = {
-      .d = d, .x = x, .gy = gy, .s0 = sum_gy, .s1 = dot, .mean = mean, .range = bn_grad_sums_range};
-  bn_run(&j, d.C);
+  bn_job j = {.d = d, .x = x, .gy = gy, .s0 = sum_gy, .s1 = dot, .mean = mean};
+  bn_run(&j, d.C, bn_grad_sums_range);
 }
 
 /* Planes [p0, p1) of bn_input_grad for S > 1 (gx in y). */
-static void bn_input_grad_range(const bn_job *j, int64_t p0, int64_t p1) {
+static void bn_input_grad_range(void *arg, int64_t p0, int64_t p1) {
+  const bn_job *j = arg;
   const int64_t C = j->d.C, S = j->d.S;
   for (int64_t pl = p0; pl < p1; pl++) {
     const int64_t c = pl % C, o = pl * S;
@@ -397,16 +384,8 @@ static void bn_input_grad(const float *gy, const float *x, float *gx, bn_dims d,
     }
     return;
   }
-  bn_job j = {.d = d,
-              .x = x,
-              .gy = gy,
-              .y = gx,
-              .meanf = mean,
-              .a = a,
-              .k = k,
-              .e = e,
-              .range = bn_input_grad_range};
-  bn_run(&j, d.N * d.C);
+  bn_job j = {.d = d, .x = x, .gy = gy, .y = gx, .meanf = mean, .a = a, .k = k, .e = e};
+  bn_run(&j, d.N * d.C, bn_input_grad_range);
 }
 
 static td_status batch_norm_backward(td_op_ctx *ctx, td_tensor *gy_in, td_tensor **gx) {

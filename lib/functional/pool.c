@@ -99,29 +99,10 @@ static inline void window(int64_t o, int64_t stride, int64_t pad, int64_t k, int
  * plane. */
 enum { POOL_PARALLEL_MIN_ELEMENTS = 1 << 16 };
 
-typedef struct planes_job {
-  void (*fn)(void *arg, int64_t p0, int64_t p1);
-  void *arg;
-  int64_t planes, step;
-} planes_job;
-
-static void planes_share(void *arg, int t, int nt) {
-  (void)nt;
-  const planes_job *j = arg;
-  int64_t lo = t * j->step, hi = lo + j->step < j->planes ? lo + j->step : j->planes;
-  if (lo < hi) j->fn(j->arg, lo, hi);
-}
-
-/* fn(arg, p0, p1) over [0, g->planes), in shares. */
-static void pool_run_planes(const pool_geom *g, void (*fn)(void *, int64_t, int64_t), void *arg) {
-  int nt =
-      g->planes * g->h * g->w < POOL_PARALLEL_MIN_ELEMENTS ? 1 : td_parallel_threads(g->planes);
-  if (nt == 1) {
-    fn(arg, 0, g->planes);
-    return;
-  }
-  planes_job j = {fn, arg, g->planes, (g->planes + nt - 1) / nt};
-  td_parallel_run(nt, planes_share, &j);
+/* fn(arg, p0, p1) over planes [0, planes), in pieces. */
+static void pool_run_planes(int64_t planes, int64_t plane_elements, td_range_fn fn, void *arg) {
+  int nt = planes * plane_elements < POOL_PARALLEL_MIN_ELEMENTS ? 1 : td_parallel_threads(planes);
+  td_parallel_for(planes, 1, nt, fn, arg);
 }
 
 /* ---- max_pool2d ---------------------------------------------------------- */
@@ -268,7 +249,7 @@ static td_status max_pool2d_forward(td_op_ctx *ctx, td_tensor **out) {
       goto done;
   }
   max_job j = {&g, td_tensor_f32(x), td_tensor_f32(y), idx ? td_tensor_data(idx) : NULL};
-  pool_run_planes(&g, max_planes, &j);
+  pool_run_planes(g.planes, g.h * g.w, max_planes, &j);
 done:
   td_tensor_release(x);
   td_tensor_release(idx);
@@ -310,13 +291,11 @@ static td_status max_pool2d_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **
     td_tensor_release(dy);
     return st;
   }
-  /* The planes, as the forward pass counted them (oh, ow >= 1). */
-  pool_geom g = {.h = m->shape[m->ndim - 2], .w = m->shape[m->ndim - 1]};
-  g.oh = gy->shape[gy->ndim - 2], g.ow = gy->shape[gy->ndim - 1];
-  g.planes = dy->numel / (g.oh * g.ow);
+  int64_t hw = m->shape[m->ndim - 2] * m->shape[m->ndim - 1];
+  int64_t ohw = gy->shape[gy->ndim - 2] * gy->shape[gy->ndim - 1]; /* oh, ow >= 1 */
   max_grad_job j = {td_tensor_f32(dy), (const int32_t *)td_tensor_data(ctx->saved_tensors[0]),
-                    td_tensor_f32(gx[0]), g.h * g.w, g.oh * g.ow};
-  pool_run_planes(&g, max_grad_planes, &j);
+                    td_tensor_f32(gx[0]), hw, ohw};
+  pool_run_planes(dy->numel / ohw, hw, max_grad_planes, &j);
   td_tensor_release(dy);
   return TD_OK;
 }

@@ -122,6 +122,45 @@ static void test_pool_after_fork(void **state) {
   assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Each piece counts its elements and checks it starts on a grain. */
+typedef struct cover_job {
+  int counts[SLOTS];
+  int64_t grain;
+  atomic_int pieces, misaligned;
+} cover_job;
+
+static void cover(void *arg, int64_t lo, int64_t hi) {
+  cover_job *j = arg;
+  if (lo % j->grain || lo >= hi) atomic_fetch_add(&j->misaligned, 1);
+  for (int64_t i = lo; i < hi; i++)
+    j->counts[i]++;
+  atomic_fetch_add(&j->pieces, 1);
+}
+
+static void test_parallel_for_covers_the_range(void **state) {
+  (void)state;
+  static cover_job j;
+  const int64_t ns[] = {1, 15, 16, 17, 1000, SLOTS};
+  const int64_t grains[] = {1, 16, 100};
+  for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+    for (size_t b = 0; b < sizeof grains / sizeof *grains; b++)
+      for (int nt = 1; nt <= 5; nt++) {
+        memset(&j, 0, sizeof j);
+        j.grain = grains[b];
+        td_parallel_for(ns[a], grains[b], nt, cover, &j);
+        for (int64_t i = 0; i < SLOTS; i++)
+          if (j.counts[i] != (i < ns[a]))
+            fail_msg("n %lld grain %lld nt %d: element %lld covered %d times", (long long)ns[a],
+                     (long long)grains[b], nt, (long long)i, j.counts[i]);
+        assert_int_equal(atomic_load(&j.misaligned), 0);
+        assert_true(atomic_load(&j.pieces) >= 1 && atomic_load(&j.pieces) <= nt);
+      }
+  memset(&j, 0, sizeof j);
+  j.grain = 1;
+  td_parallel_for(0, 1, 2, cover, &j); /* an empty range: no piece at all */
+  assert_int_equal(atomic_load(&j.pieces), 0);
+}
+
 static void test_thread_setting(void **state) {
   (void)state;
   int saved = td_get_num_threads();
@@ -144,6 +183,7 @@ int main(void) {
       cmocka_unit_test(test_shares_run_on_other_threads),
       cmocka_unit_test(test_concurrent_callers),
       cmocka_unit_test(test_pool_after_fork),
+      cmocka_unit_test(test_parallel_for_covers_the_range),
       cmocka_unit_test(test_thread_setting),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
