@@ -1,6 +1,10 @@
 /* conv.c - conv2d: validation, gradients, and the im2col + sgemm path.
  *
- * The direct kernels (conv_direct.c) take every convolution they support;
+ * Winograd's F(2x2, 3x3) (conv_winograd.c) takes 3x3 stride-1
+ * convolutions of 32+ channels, and the input gradients that are such a
+ * convolution; it does 16 multiply-adds per 2x2 outputs where the others do
+ * 36, which is how it beats a direct kernel already near the FMA peak. The
+ * direct kernels (conv_direct.c) take every other convolution they support;
  * im2col + cblas_sgemm covers the rest (grouped convolutions with fewer than
  * 4 output channels per group, builds without AVX2), with col2im folding
  * the input gradient where it is not itself a stride-1 convolution. */
@@ -10,6 +14,7 @@
 #include "core/alloc.h"
 #include "functional/conv.h"
 #include "functional/conv_direct.h"
+#include "functional/conv_winograd.h"
 #include "functional/gemm.h"
 #include "functional/op.h"
 
@@ -299,6 +304,7 @@ static td_status conv_forward_buffers(const conv_geom *g, const float *xp, const
 
 static td_status conv_forward_any(const conv_geom *g, const float *x, const float *w,
                                   const float *bias, float *y) {
+  if (td_conv_winograd_supported(g)) return td_conv_winograd_forward(g, x, w, bias, y);
   if (td_conv_direct_supported(g)) return td_conv_direct_forward(g, x, w, bias, y);
   return conv_forward_buffers(g, x, w, bias, y);
 }
@@ -364,6 +370,7 @@ static td_status bias_grad(const conv_geom *g, const float *gy, td_tensor **out)
  * transposed, [groups][kc, og]: sgemm reads the column matrix far faster as
  * its left operand than transposed on the right. */
 static td_status weight_grad(const conv_geom *g, const float *xp, const float *dyp, float *dwp) {
+  if (td_conv_winograd_supported(g)) return td_conv_winograd_weight_grad(g, xp, dyp, dwp);
   if (td_conv_direct_supported(g)) return td_conv_direct_weight_grad(g, xp, dyp, dwp);
   conv_scratch s;
   float *dwt = td_calloc((size_t)(g->o * g->kc) + 1, sizeof(float), "conv2d weight gradient");
@@ -468,10 +475,15 @@ static td_status input_grad_col2im(const conv_geom *g, const float *wp, const fl
   return TD_OK;
 }
 
+/* A stride-1 dX that Winograd takes goes that way; otherwise the direct
+ * kernels, then the flipped-weight convolution, then col2im. */
 static td_status input_grad(const conv_geom *g, const float *wp, const float *dyp, float *dxp) {
-  if (td_conv_direct_input_grad_supported(g)) return td_conv_direct_input_grad(g, wp, dyp, dxp);
   conv_geom t;
-  if (!input_grad_as_conv(g, &t)) return input_grad_col2im(g, wp, dyp, dxp);
+  bool as_conv = input_grad_as_conv(g, &t);
+  if (!(as_conv && td_conv_winograd_supported(&t))) {
+    if (td_conv_direct_input_grad_supported(g)) return td_conv_direct_input_grad(g, wp, dyp, dxp);
+    if (!as_conv) return input_grad_col2im(g, wp, dyp, dxp);
+  }
   float *wt = td_alloc(sizeof(float) * (size_t)(g->o * g->kc + 1), "conv2d flipped weight");
   if (!wt) return TD_ERR_NO_MEMORY;
   flip_weights(g, wp, wt);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "autodiff/grad_manager.h"
+#include "core/parallel.h"
 #include "functional/conv.h"
 #include "tensor/random.h"
 
@@ -148,83 +149,122 @@ static void test_conv_matches_definition(void **state) {
  * sizes) through the whole op, forward and gradients, against sums over the
  * definition in double: the tiled kernels, their phases and padding margins
  * must agree with it everywhere, not only on the op cases' shapes. */
+/* One convolution with its gradients, against a double-precision sum of
+ * the definition; each value within 1e-4 relative. in/k/st/pa/di are
+ * (height, width) pairs. */
+typedef struct conv_case {
+  int64_t n, groups, cg, og, in[2], k[2], st[2], pa[2], di[2];
+} conv_case;
+
+static void check_conv_case(td_rng *rng, int trial, const conv_case *cc) {
+  const int64_t n = cc->n, groups = cc->groups, cg = cc->cg, og = cc->og;
+  const int64_t *in = cc->in, *k = cc->k, *st = cc->st, *pa = cc->pa, *di = cc->di;
+  int64_t out[2];
+  for (int a = 0; a < 2; a++)
+    out[a] = (in[a] + 2 * pa[a] - ((k[a] - 1) * di[a] + 1)) / st[a] + 1;
+  int64_t c = groups * cg, o = groups * og;
+  int64_t sx[] = {n, c, in[0], in[1]}, sw[] = {o, cg, k[0], k[1]}, sb[] = {o};
+  td_tensor *x, *w, *b, *y, *dy;
+  assert_int_equal(td_tensor_rand_uniform(rng, 4, sx, -1, 1, &x), TD_OK);
+  assert_int_equal(td_tensor_rand_uniform(rng, 4, sw, -1, 1, &w), TD_OK);
+  assert_int_equal(td_tensor_rand_uniform(rng, 1, sb, -1, 1, &b), TD_OK);
+  td_conv2d_params p = {
+      {(int)st[0], (int)st[1]}, {(int)pa[0], (int)pa[1]}, {(int)di[0], (int)di[1]}, (int)groups};
+  td_grad_manager *gm;
+  assert_int_equal(td_gm_create(&gm), TD_OK);
+  assert_int_equal(td_gm_attach(gm, x), TD_OK);
+  assert_int_equal(td_gm_attach(gm, w), TD_OK);
+  assert_int_equal(td_gm_attach(gm, b), TD_OK);
+  assert_int_equal(td_gm_record(gm), TD_OK);
+  assert_int_equal(td_conv2d(x, w, b, &p, &y), TD_OK);
+  assert_int_equal(y->shape[2], out[0]);
+  assert_int_equal(y->shape[3], out[1]);
+  assert_int_equal(td_tensor_rand_uniform(rng, 4, y->shape, -1, 1, &dy), TD_OK);
+  assert_int_equal(td_gm_backward(gm, y, dy), TD_OK);
+  double *gx = calloc((size_t)x->numel, sizeof(double)), *gw = calloc((size_t)w->numel, 8);
+  double *gb = calloc((size_t)o, sizeof(double));
+  const float *xp = td_tensor_f32(x), *wp = td_tensor_f32(w), *dp = td_tensor_f32(dy);
+  for (int64_t s0 = 0; s0 < n; s0++)
+    for (int64_t oc = 0; oc < o; oc++)
+      for (int64_t i = 0; i < out[0]; i++)
+        for (int64_t j = 0; j < out[1]; j++) {
+          int64_t yi = ((s0 * o + oc) * out[0] + i) * out[1] + j, gi = oc / og;
+          double acc = td_tensor_f32(b)[oc], g = dp[yi];
+          gb[oc] += g;
+          for (int64_t ci = 0; ci < cg; ci++)
+            for (int64_t ki = 0; ki < k[0]; ki++)
+              for (int64_t kj = 0; kj < k[1]; kj++) {
+                int64_t iy = i * st[0] - pa[0] + ki * di[0], ix = j * st[1] - pa[1] + kj * di[1];
+                if (iy < 0 || iy >= in[0] || ix < 0 || ix >= in[1]) continue;
+                int64_t xi = ((s0 * c + gi * cg + ci) * in[0] + iy) * in[1] + ix;
+                int64_t wi = ((oc * cg + ci) * k[0] + ki) * k[1] + kj;
+                acc += (double)xp[xi] * wp[wi];
+                gx[xi] += g * wp[wi];
+                gw[wi] += g * xp[xi];
+              }
+          if (fabs(td_tensor_f32(y)[yi] - acc) > 1e-4 * (1 + fabs(acc)))
+            fail_msg("trial %d: y[%lld] = %g, want %g", trial, (long long)yi,
+                     td_tensor_f32(y)[yi], acc);
+        }
+  for (int64_t i = 0; i < x->numel; i++)
+    if (fabs(td_tensor_f32(x->grad)[i] - gx[i]) > 1e-4 * (1 + fabs(gx[i])))
+      fail_msg("trial %d: dx[%lld] = %g, want %g", trial, (long long)i, td_tensor_f32(x->grad)[i],
+               gx[i]);
+  for (int64_t i = 0; i < w->numel; i++)
+    if (fabs(td_tensor_f32(w->grad)[i] - gw[i]) > 1e-4 * (1 + fabs(gw[i])))
+      fail_msg("trial %d: dw[%lld] = %g, want %g", trial, (long long)i, td_tensor_f32(w->grad)[i],
+               gw[i]);
+  for (int64_t i = 0; i < o; i++)
+    assert_float_equal(td_tensor_f32(b->grad)[i], gb[i], 1e-4 * (1 + fabs(gb[i])));
+  free(gx), free(gw), free(gb);
+  td_tensor_release(y), td_tensor_release(dy), td_gm_destroy(gm);
+  td_tensor_release(x), td_tensor_release(w), td_tensor_release(b);
+}
+
 static void test_conv_random_geometries(void **state) {
   (void)state;
   td_rng rng;
   td_rng_seed(&rng, 2024);
   for (int trial = 0; trial < 60; trial++) {
-    int64_t groups = 1 + (int64_t)(td_rng_next_u64(&rng) % 2);
-    int64_t cg = 1 + (int64_t)(td_rng_next_u64(&rng) % 5);
-    int64_t og = 1 + (int64_t)(td_rng_next_u64(&rng) % 9);
-    int64_t n = 1 + (int64_t)(td_rng_next_u64(&rng) % 3);
-    int64_t k[2], st[2], di[2], pa[2], in[2], out[2];
+    conv_case cc = {0};
+    cc.groups = 1 + (int64_t)(td_rng_next_u64(&rng) % 2);
+    cc.cg = 1 + (int64_t)(td_rng_next_u64(&rng) % 5);
+    cc.og = 1 + (int64_t)(td_rng_next_u64(&rng) % 9);
+    cc.n = 1 + (int64_t)(td_rng_next_u64(&rng) % 3);
     for (int a = 0; a < 2; a++) {
-      k[a] = 1 + (int64_t)(td_rng_next_u64(&rng) % 4);
-      st[a] = 1 + (int64_t)(td_rng_next_u64(&rng) % 3);
-      di[a] = 1 + (int64_t)(td_rng_next_u64(&rng) % 3);
-      pa[a] = (int64_t)(td_rng_next_u64(&rng) % 4);
-      int64_t reach = (k[a] - 1) * di[a] + 1, least = reach - 2 * pa[a];
-      in[a] = (least > 1 ? least : 1) + (int64_t)(td_rng_next_u64(&rng) % 7);
-      out[a] = (in[a] + 2 * pa[a] - reach) / st[a] + 1;
+      cc.k[a] = 1 + (int64_t)(td_rng_next_u64(&rng) % 4);
+      cc.st[a] = 1 + (int64_t)(td_rng_next_u64(&rng) % 3);
+      cc.di[a] = 1 + (int64_t)(td_rng_next_u64(&rng) % 3);
+      cc.pa[a] = (int64_t)(td_rng_next_u64(&rng) % 4);
+      int64_t reach = (cc.k[a] - 1) * cc.di[a] + 1, least = reach - 2 * cc.pa[a];
+      cc.in[a] = (least > 1 ? least : 1) + (int64_t)(td_rng_next_u64(&rng) % 7);
     }
-    int64_t c = groups * cg, o = groups * og;
-    int64_t sx[] = {n, c, in[0], in[1]}, sw[] = {o, cg, k[0], k[1]}, sb[] = {o};
-    td_tensor *x, *w, *b, *y, *dy;
-    assert_int_equal(td_tensor_rand_uniform(&rng, 4, sx, -1, 1, &x), TD_OK);
-    assert_int_equal(td_tensor_rand_uniform(&rng, 4, sw, -1, 1, &w), TD_OK);
-    assert_int_equal(td_tensor_rand_uniform(&rng, 1, sb, -1, 1, &b), TD_OK);
-    td_conv2d_params p = {
-        {(int)st[0], (int)st[1]}, {(int)pa[0], (int)pa[1]}, {(int)di[0], (int)di[1]}, (int)groups};
-    td_grad_manager *gm;
-    assert_int_equal(td_gm_create(&gm), TD_OK);
-    assert_int_equal(td_gm_attach(gm, x), TD_OK);
-    assert_int_equal(td_gm_attach(gm, w), TD_OK);
-    assert_int_equal(td_gm_attach(gm, b), TD_OK);
-    assert_int_equal(td_gm_record(gm), TD_OK);
-    assert_int_equal(td_conv2d(x, w, b, &p, &y), TD_OK);
-    assert_int_equal(y->shape[2], out[0]);
-    assert_int_equal(y->shape[3], out[1]);
-    assert_int_equal(td_tensor_rand_uniform(&rng, 4, y->shape, -1, 1, &dy), TD_OK);
-    assert_int_equal(td_gm_backward(gm, y, dy), TD_OK);
-    double *gx = calloc((size_t)x->numel, sizeof(double)), *gw = calloc((size_t)w->numel, 8);
-    double *gb = calloc((size_t)o, sizeof(double));
-    const float *xp = td_tensor_f32(x), *wp = td_tensor_f32(w), *dp = td_tensor_f32(dy);
-    for (int64_t s0 = 0; s0 < n; s0++)
-      for (int64_t oc = 0; oc < o; oc++)
-        for (int64_t i = 0; i < out[0]; i++)
-          for (int64_t j = 0; j < out[1]; j++) {
-            int64_t yi = ((s0 * o + oc) * out[0] + i) * out[1] + j, gi = oc / og;
-            double acc = td_tensor_f32(b)[oc], g = dp[yi];
-            gb[oc] += g;
-            for (int64_t ci = 0; ci < cg; ci++)
-              for (int64_t ki = 0; ki < k[0]; ki++)
-                for (int64_t kj = 0; kj < k[1]; kj++) {
-                  int64_t iy = i * st[0] - pa[0] + ki * di[0], ix = j * st[1] - pa[1] + kj * di[1];
-                  if (iy < 0 || iy >= in[0] || ix < 0 || ix >= in[1]) continue;
-                  int64_t xi = ((s0 * c + gi * cg + ci) * in[0] + iy) * in[1] + ix;
-                  int64_t wi = ((oc * cg + ci) * k[0] + ki) * k[1] + kj;
-                  acc += (double)xp[xi] * wp[wi];
-                  gx[xi] += g * wp[wi];
-                  gw[wi] += g * xp[xi];
-                }
-            if (fabs(td_tensor_f32(y)[yi] - acc) > 1e-4 * (1 + fabs(acc)))
-              fail_msg("trial %d: y[%lld] = %g, want %g", trial, (long long)yi,
-                       td_tensor_f32(y)[yi], acc);
-          }
-    for (int64_t i = 0; i < x->numel; i++)
-      if (fabs(td_tensor_f32(x->grad)[i] - gx[i]) > 1e-4 * (1 + fabs(gx[i])))
-        fail_msg("trial %d: dx[%lld] = %g, want %g", trial, (long long)i, td_tensor_f32(x->grad)[i],
-                 gx[i]);
-    for (int64_t i = 0; i < w->numel; i++)
-      if (fabs(td_tensor_f32(w->grad)[i] - gw[i]) > 1e-4 * (1 + fabs(gw[i])))
-        fail_msg("trial %d: dw[%lld] = %g, want %g", trial, (long long)i, td_tensor_f32(w->grad)[i],
-                 gw[i]);
-    for (int64_t i = 0; i < o; i++)
-      assert_float_equal(td_tensor_f32(b->grad)[i], gb[i], 1e-4 * (1 + fabs(gb[i])));
-    free(gx), free(gw), free(gb);
-    td_tensor_release(y), td_tensor_release(dy), td_gm_destroy(gm);
-    td_tensor_release(x), td_tensor_release(w), td_tensor_release(b);
+    check_conv_case(&rng, trial, &cc);
   }
+}
+
+/* The Winograd path (3x3, stride 1, 32+ channels each side): odd and even
+ * sizes, every padding it takes, images smaller than a tile row, and
+ * batches that split into uneven chunks over 1 and 2 threads. */
+static void test_conv_winograd_geometries(void **state) {
+  (void)state;
+  td_rng rng;
+  td_rng_seed(&rng, 77);
+  int saved = td_get_num_threads();
+  for (int trial = 0; trial < 24; trial++) {
+    td_set_num_threads(1 + trial % 2);
+    conv_case cc = {.groups = 1, .k = {3, 3}, .st = {1, 1}, .di = {1, 1}};
+    cc.cg = 32 + (int64_t)(td_rng_next_u64(&rng) % 9);
+    cc.og = 32 + (int64_t)(td_rng_next_u64(&rng) % 9);
+    cc.n = 1 + (int64_t)(td_rng_next_u64(&rng) % 5);
+    for (int a = 0; a < 2; a++) {
+      cc.pa[a] = (int64_t)(td_rng_next_u64(&rng) % 3);
+      int64_t least = 3 - 2 * cc.pa[a];
+      cc.in[a] = (least > 1 ? least : 1) + (int64_t)(td_rng_next_u64(&rng) % 10);
+    }
+    check_conv_case(&rng, trial, &cc);
+  }
+  td_set_num_threads(saved);
 }
 
 static void test_conv_gradients(void **state) {
@@ -324,6 +364,7 @@ int main(void) {
       cmocka_unit_test(test_conv_groups),
       cmocka_unit_test(test_conv_matches_definition),
       cmocka_unit_test(test_conv_random_geometries),
+      cmocka_unit_test(test_conv_winograd_geometries),
       cmocka_unit_test(test_conv_gradients),
       cmocka_unit_test(test_conv_errors),
   };
