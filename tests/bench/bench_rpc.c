@@ -4,7 +4,8 @@
  *
  * Always: (a) a bare gRPC C-core unary echo served in this process (its own completion
  * queue thread answering each call with the request bytes) timed from libtraind-client,
- * 64-byte round trips, p50/p99. With --server (a running traind; start it with
+ * 64-byte round trips, p50/p99. With --server, the echo rows (64 B, and the size of the
+ * TrainStep request) and (b) are measured interleaved, in alternating blocks. With --server (a running traind; start it with
  * --max-parameters >= 26000000 for the StateDict row): (b) TrainStep of mlp_small (Linear
  * 64->64, ReLU, Linear 64->10, batch 32, cross-entropy, SGD lr 0.01 momentum 0.9) p50/p99
  * and its ratios to the echo and to --torch-ms (PyTorch's local step, measured by
@@ -196,36 +197,57 @@ static latency summarize(double *v, size_t n) {
   return (latency){pct(v, n, 50), pct(v, n, 99), n};
 }
 
-/* Round trips of `size` bytes each way; the first quarter of the calls warms up. */
-static latency bench_echo(int port, size_t size, size_t calls) {
+/* A client of the echo server sending `size` bytes a call. */
+typedef struct echo_client {
+  traind_client *c;
+  uint8_t *req;
+  size_t size;
+} echo_client;
+
+static echo_client echo_open(int port, size_t size) {
   char target[64];
   snprintf(target, sizeof target, "127.0.0.1:%d", port);
   traind_client_options o;
   traind_client_options_init(&o);
   o.target = target;
   o.connect_timeout_ms = 5000;
-  traind_client *c;
-  CHECK("connect to the echo server", traind_connect(&o, &c));
-  uint8_t *req = malloc(size);
-  for (size_t i = 0; i < size; i++) req[i] = (uint8_t)i;
+  echo_client e = {NULL, malloc(size), size};
+  CHECK("connect to the echo server", traind_connect(&o, &e.c));
+  for (size_t i = 0; i < size; i++) e.req[i] = (uint8_t)i;
+  return e;
+}
+
+/* One round trip, in microseconds; the answer must be the request's bytes. */
+static double echo_once(echo_client *e) {
+  uint8_t *resp;
+  size_t len;
+  double t0 = now_us();
+  CHECK("echo", traind_unary_raw(e->c, "/bench.Echo/Echo", e->req, e->size, &resp, &len));
+  double dt = now_us() - t0;
+  if (len != e->size || memcmp(resp, e->req, len) != 0) {
+    fprintf(stderr, "bench_rpc: echo returned different bytes\n");
+    exit(1);
+  }
+  free(resp);
+  return dt;
+}
+
+static void echo_close(echo_client *e) {
+  traind_client_close(e->c);
+  free(e->req);
+}
+
+/* Round trips of `size` bytes each way; the first quarter of the calls warms up. */
+static latency bench_echo(int port, size_t size, size_t calls) {
+  echo_client e = echo_open(port, size);
   double *t = malloc(calls * sizeof *t);
   for (size_t i = 0; i < calls / 4 + calls; i++) {
-    uint8_t *resp;
-    size_t len;
-    double t0 = now_us();
-    CHECK("echo", traind_unary_raw(c, "/bench.Echo/Echo", req, size, &resp, &len));
-    double dt = now_us() - t0;
-    if (len != size || memcmp(resp, req, len) != 0) {
-      fprintf(stderr, "bench_rpc: echo returned different bytes\n");
-      exit(1);
-    }
-    free(resp);
+    double dt = echo_once(&e);
     if (i >= calls / 4) t[i - calls / 4] = dt;
   }
   latency l = summarize(t, calls);
   free(t);
-  free(req);
-  traind_client_close(c);
+  echo_close(&e);
   return l;
 }
 
@@ -342,23 +364,52 @@ static void batch_init(batch *b, const char *session_id, unsigned seed) {
 
 static const int64_t MLP_SMALL[] = {64, 64, 10};
 
-static latency bench_train_step(const char *target, size_t calls) {
+/* The latency rows, measured interleaved: blocks of BLOCK calls of each
+ * kind in turn, so that the echo and TrainStep see the same machine (on a
+ * shared VM the echo alone drifts 58-180 us between runs, which made a
+ * ratio of two separate runs mean little). The first quarter of each kind's
+ * calls warms up. */
+enum { BLOCK = 50 };
+
+typedef struct latencies {
+  latency echo, echo_sized, step;
+  size_t step_bytes; /* the TrainStep request's size, which echo_sized sends */
+} latencies;
+
+static latencies bench_latency(int echo_port, const char *target, size_t calls) {
   traind_client *c = connect_daemon(target);
   char *id = create_stack(c, MLP_SMALL, 2, true);
   batch *b = malloc(sizeof *b);
   batch_init(b, id, 7);
-  double *t = malloc(calls * sizeof *t);
-  for (size_t i = 0; i < calls / 4 + calls; i++) {
-    double t0 = now_us();
-    CHECK("TrainStep", traind_train_step(c, &b->req, NULL));
-    if (i >= calls / 4) t[i - calls / 4] = now_us() - t0;
-  }
-  latency l = summarize(t, calls);
-  free(t);
+  latencies r;
+  r.step_bytes = traind__v1__train_step_request__get_packed_size(&b->req);
+  echo_client small = echo_open(echo_port, 64), sized = echo_open(echo_port, r.step_bytes);
+  size_t warm = calls / 4, total = warm + calls;
+  double *t[3];
+  for (int k = 0; k < 3; k++) t[k] = malloc(total * sizeof *t[k]);
+  for (size_t i0 = 0; i0 < total; i0 += BLOCK)
+    for (int k = 0; k < 3; k++)
+      for (size_t i = i0; i < i0 + BLOCK && i < total; i++) {
+        if (k == 0) {
+          t[0][i] = echo_once(&small);
+        } else if (k == 1) {
+          t[1][i] = echo_once(&sized);
+        } else {
+          double t0 = now_us();
+          CHECK("TrainStep", traind_train_step(c, &b->req, NULL));
+          t[2][i] = now_us() - t0;
+        }
+      }
+  r.echo = summarize(t[0] + warm, calls);
+  r.echo_sized = summarize(t[1] + warm, calls);
+  r.step = summarize(t[2] + warm, calls);
+  for (int k = 0; k < 3; k++) free(t[k]);
+  echo_close(&small);
+  echo_close(&sized);
   free(b);
   close_session(c, id);
   traind_client_close(c);
-  return l;
+  return r;
 }
 
 /* Median of `reps` timed calls of fn, in microseconds. */
@@ -533,26 +584,40 @@ int main(int argc, char **argv) {
   grpc_init();
   echo_server e;
   echo_start(&e);
-  latency echo = bench_echo(e.port, 64, calls);
   latency echo_big = bench_echo(e.port, 16u << 20, 12);
-  echo_stop(&e);
 
   printf("traind RPC benchmark, loopback, libtraind-client (times in us)\n");
-  printf("%-44s %9s %9s %6s\n", "round trip", "p50", "p99", "n");
-  printf("%-44s %9.1f %9.1f %6zu\n", "bare gRPC unary echo, 64 B", echo.p50, echo.p99, echo.n);
-  printf("%-44s %9.0f MB/s (16 MiB each way, p50 %.1f ms)\n", "bare gRPC unary echo, 16 MiB",
-         (double)(16u << 20) / echo_big.p50, echo_big.p50 / 1e3);
   if (!server) {
+    latency echo = bench_echo(e.port, 64, calls);
+    echo_stop(&e);
+    printf("%-44s %9s %9s %6s\n", "round trip", "p50", "p99", "n");
+    printf("%-44s %9.1f %9.1f %6zu\n", "bare gRPC unary echo, 64 B", echo.p50, echo.p99, echo.n);
     printf("(no --server: daemon rows skipped)\n");
     grpc_shutdown();
     return 0;
   }
-  latency ts = bench_train_step(server, calls);
-  printf("%-44s %9.1f %9.1f %6zu\n", "TrainStep mlp_small, batch 32", ts.p50, ts.p99, ts.n);
-  printf("\nTrainStep p50 / echo p50            = %.2f   (target <= 1.3)\n", ts.p50 / echo.p50);
+  latencies l = bench_latency(e.port, server, calls);
+  echo_stop(&e);
+  char sized_row[64];
+  snprintf(sized_row, sizeof sized_row, "bare gRPC unary echo, %zu B (TrainStep's)",
+           l.step_bytes);
+  printf("%-44s %9s %9s %6s   (interleaved in blocks of %d)\n", "round trip", "p50", "p99", "n",
+         BLOCK);
+  printf("%-44s %9.1f %9.1f %6zu\n", "bare gRPC unary echo, 64 B", l.echo.p50, l.echo.p99,
+         l.echo.n);
+  printf("%-44s %9.1f %9.1f %6zu\n", sized_row, l.echo_sized.p50, l.echo_sized.p99,
+         l.echo_sized.n);
+  printf("%-44s %9.1f %9.1f %6zu\n", "TrainStep mlp_small, batch 32", l.step.p50, l.step.p99,
+         l.step.n);
+  printf("%-44s %9.0f MB/s (16 MiB each way, p50 %.1f ms)\n", "bare gRPC unary echo, 16 MiB",
+         (double)(16u << 20) / echo_big.p50, echo_big.p50 / 1e3);
+  printf("\nTrainStep p50 / echo p50 (64 B)     = %.2f   (target <= 1.3)\n",
+         l.step.p50 / l.echo.p50);
+  printf("TrainStep p50 / echo p50 (%zu B)   = %.2f\n", l.step_bytes,
+         l.step.p50 / l.echo_sized.p50);
   if (torch_ms > 0)
     printf("TrainStep p50 / torch local step    = %.2f   (torch %.3f ms; target <= 0.5)\n",
-           ts.p50 / (torch_ms * 1e3), torch_ms);
+           l.step.p50 / (torch_ms * 1e3), torch_ms);
   else
     printf("TrainStep p50 / torch local step    = n/a (no --torch-ms)\n");
 
