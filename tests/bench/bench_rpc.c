@@ -4,14 +4,15 @@
  *
  * Always: (a) a bare gRPC C-core unary echo served in this process (its own completion
  * queue thread answering each call with the request bytes) timed from libtraind-client,
- * 64-byte round trips, p50/p99. With --server, the echo rows (64 B, and the size of the
- * TrainStep request) and (b) are measured interleaved, in alternating blocks. With --server (a running traind; start it with
+ * 64-byte round trips, p50/p99. With --server (a running traind; start it with
  * --max-parameters >= 26000000 for the StateDict row): (b) TrainStep of mlp_small (Linear
  * 64->64, ReLU, Linear 64->10, batch 32, cross-entropy, SGD lr 0.01 momentum 0.9) p50/p99
  * and its ratios to the echo and to --torch-ms (PyTorch's local step, measured by
- * run_bench_rpc.sh); (d) Forward with a 16 MiB input and StateDict download / LoadStateDict
- * upload of a 100 MB model in MB/s (1 MB = 1e6 bytes); (e) aggregate TrainStep/s with 1, 2,
- * 4 and 8 sessions, one thread and one client (channel) each.
+ * run_bench_rpc.sh), measured interleaved with (a) and with an echo of the TrainStep
+ * request's size, in alternating blocks; (d) Forward with a 16 MiB input and StateDict
+ * download / LoadStateDict upload of a 100 MB model in MB/s (1 MB = 1e6 bytes); (e)
+ * aggregate TrainStep/s with 1, 2, 4 and 8 sessions, one thread and one client (channel)
+ * each.
  */
 #include <pthread.h>
 #include <stdio.h>
