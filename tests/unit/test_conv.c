@@ -267,6 +267,25 @@ static void test_conv_winograd_geometries(void **state) {
   td_set_num_threads(saved);
 }
 
+/* Strided convolutions on rows long enough for the vector paths that write
+ * a stride-2 phase of dX (and for the cost model to pick either tile
+ * shape), odd and even widths, against the definition. */
+static void test_conv_strided_wide_rows(void **state) {
+  (void)state;
+  td_rng rng;
+  td_rng_seed(&rng, 5);
+  const conv_case cases[] = {
+      {.n = 2, .groups = 1, .cg = 3, .og = 8, .in = {34, 37}, .k = {3, 3}, .st = {2, 2},
+       .pa = {1, 1}, .di = {1, 1}},
+      {.n = 2, .groups = 1, .cg = 16, .og = 32, .in = {32, 41}, .k = {3, 3}, .st = {2, 2},
+       .pa = {1, 1}, .di = {1, 1}},
+      {.n = 1, .groups = 1, .cg = 4, .og = 4, .in = {9, 50}, .k = {1, 3}, .st = {1, 2},
+       .pa = {0, 0}, .di = {1, 1}},
+  };
+  for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++)
+    check_conv_case(&rng, i, &cases[i]);
+}
+
 static void test_conv_gradients(void **state) {
   (void)state;
   /* y = 2x (1x1 kernel), dy = ones: dW = sum x, dX = 2, db = count. */
@@ -365,6 +384,7 @@ int main(void) {
       cmocka_unit_test(test_conv_matches_definition),
       cmocka_unit_test(test_conv_random_geometries),
       cmocka_unit_test(test_conv_winograd_geometries),
+      cmocka_unit_test(test_conv_strided_wide_rows),
       cmocka_unit_test(test_conv_gradients),
       cmocka_unit_test(test_conv_errors),
   };
