@@ -289,6 +289,15 @@ static inline void copy_row(float *restrict dst, const float *restrict src, int6
      * past the last kept, is masked off so it is never read. */
     const __m256i evens_first = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     const __m256i all_but_last = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+    /* While the second vector ends before the last kept float, plain loads
+     * (the even floats by a shuffle within 128-bit lanes, then a swap of
+     * the middle 64-bit quarters). */
+    for (; k + VEC < n; k += VEC) {
+      __m256 e = _mm256_shuffle_ps(_mm256_loadu_ps(src + 2 * k), _mm256_loadu_ps(src + 2 * k + VEC),
+                                   _MM_SHUFFLE(2, 0, 2, 0));
+      _mm256_storeu_ps(dst + k, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e),
+                                                                       _MM_SHUFFLE(3, 1, 2, 0))));
+    }
     for (; k + VEC <= n; k += VEC) {
       __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 2 * k), evens_first);
       __m256 b = _mm256_permutevar8x32_ps(_mm256_maskload_ps(src + 2 * k + VEC, all_but_last),
