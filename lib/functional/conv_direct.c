@@ -165,18 +165,17 @@ static void scatter_cv(const pass *p, const float *tmp, float *out, const float 
   }
 }
 
-/* Computes pass p for group gi over prepared input `in` and writes it out
- * (plus bias[k] when bias is set); tmp holds pass_scratch(p) floats. */
 /* d[2*c] = s[c] + b for c < n, leaving the odd places as they are: a
  * stride-2 phase of dX, whose other phase fills the odd places. Eight at a
  * time, spread to the even lanes of two vectors and blended over what is
- * there, while the 16 floats stay within the 2n - 1 this row owns. */
+ * there, while those 16 floats end before d[2n - 2], the last this phase
+ * writes (the places between are the same sample's, so its thread's). */
 static void store_every_other(float *restrict d, const float *restrict s, float b, int64_t n) {
   const __m256i lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
   const __m256i hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
   const __m256 add = _mm256_set1_ps(b);
   int64_t c = 0;
-  for (; c + VEC < n; c += VEC) { /* 2c + 15 < 2n - 1: inside the row */
+  for (; c + VEC < n; c += VEC) { /* so 2c + 15 <= 2n - 3 */
     __m256 v = _mm256_add_ps(_mm256_loadu_ps(s + c), add);
     float *at = d + 2 * c;
     __m256 even0 = _mm256_permutevar8x32_ps(v, lo), even1 = _mm256_permutevar8x32_ps(v, hi);
@@ -187,6 +186,8 @@ static void store_every_other(float *restrict d, const float *restrict s, float 
     d[2 * c] = s[c] + b;
 }
 
+/* Computes pass p for group gi over prepared input `in` and writes it out
+ * (plus bias[k] when bias is set); tmp holds pass_scratch(p) floats. */
 static void run_pass(const pass *p, int64_t gi, const float *in, float *tmp, float *out,
                      const float *bias) {
   const float *w = p->w + gi * p->kc * p->npad;
