@@ -6,7 +6,11 @@
  * each transformed to 4x4 tiles, multiplied elementwise (16 matrix
  * products over channels, through sgemm), and transformed back. The
  * transforms' coefficients are 0, +-1 and +-1/2, so results stay within a
- * few float32 roundings of the direct sum. */
+ * few float32 roundings of the direct sum. One difference from the direct
+ * sum: an infinity in the input meets itself with both signs inside the
+ * transforms, so outputs that would be +-inf can come out NaN (the daemon
+ * refuses non-finite inputs; a model whose activations overflow has
+ * diverged either way). */
 #ifndef TD_FUNCTIONAL_CONV_WINOGRAD_H
 #define TD_FUNCTIONAL_CONV_WINOGRAD_H
 
