@@ -145,10 +145,6 @@ static void test_conv_matches_definition(void **state) {
   td_tensor_release(x), td_tensor_release(w), td_tensor_release(b), td_tensor_release(y);
 }
 
-/* Random geometries (strides, dilations, paddings, kernels, groups, odd
- * sizes) through the whole op, forward and gradients, against sums over the
- * definition in double: the tiled kernels, their phases and padding margins
- * must agree with it everywhere, not only on the op cases' shapes. */
 /* One convolution with its gradients, against a double-precision sum of
  * the definition; each value within 1e-4 relative. in/k/st/pa/di are
  * (height, width) pairs. */
@@ -221,6 +217,10 @@ static void check_conv_case(td_rng *rng, int trial, const conv_case *cc) {
   td_tensor_release(x), td_tensor_release(w), td_tensor_release(b);
 }
 
+/* Random geometries (strides, dilations, paddings, kernels, groups, odd
+ * sizes) through the whole op, forward and gradients, against sums over the
+ * definition in double: the tiled kernels, their phases and padding margins
+ * must agree with it everywhere, not only on the op cases' shapes. */
 static void test_conv_random_geometries(void **state) {
   (void)state;
   td_rng rng;
