@@ -28,6 +28,7 @@
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include "functional/conv_tiles.h"
+#include "functional/vec.h"
 
 enum {
   GRID_TILE = 3 * VEC,  /* positions per full grid tile */
@@ -286,24 +287,15 @@ static inline void copy_row(float *restrict dst, const float *restrict src, int6
     for (; k + VEC <= n; k += VEC)
       _mm256_storeu_ps(dst + k, _mm256_loadu_ps(src + k));
   } else if (step == 2) {
-    /* The even lanes of two vectors; the second one's last lane, one float
-     * past the last kept, is masked off so it is never read. */
-    const __m256i evens_first = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    /* The even floats of two vectors. The last vector's second half would
+     * end one float past the last kept, so that half is a masked load that
+     * never reads it. */
     const __m256i all_but_last = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
-    /* While the second vector ends before the last kept float, plain loads
-     * (the even floats by a shuffle within 128-bit lanes, then a swap of
-     * the middle 64-bit quarters). */
-    for (; k + VEC < n; k += VEC) {
-      __m256 e = _mm256_shuffle_ps(_mm256_loadu_ps(src + 2 * k), _mm256_loadu_ps(src + 2 * k + VEC),
-                                   _MM_SHUFFLE(2, 0, 2, 0));
-      _mm256_storeu_ps(dst + k, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e),
-                                                                       _MM_SHUFFLE(3, 1, 2, 0))));
-    }
     for (; k + VEC <= n; k += VEC) {
-      __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 2 * k), evens_first);
-      __m256 b = _mm256_permutevar8x32_ps(_mm256_maskload_ps(src + 2 * k + VEC, all_but_last),
-                                          evens_first);
-      _mm256_storeu_ps(dst + k, _mm256_permute2f128_ps(a, b, 0x20));
+      const float *at = src + 2 * k;
+      __m256 hi =
+          k + VEC < n ? _mm256_loadu_ps(at + VEC) : _mm256_maskload_ps(at + VEC, all_but_last);
+      _mm256_storeu_ps(dst + k, td_even8(_mm256_loadu_ps(at), hi));
     }
   }
   for (; k < n; k++)

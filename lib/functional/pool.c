@@ -3,14 +3,11 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 #include "core/alloc.h"
 #include "core/parallel.h"
 #include "functional/conv.h"
 #include "functional/op.h"
+#include "functional/vec.h"
 
 /* Pooling treats [N, C, H, W] (or unbatched [C, H, W]) as N*C independent planes. */
 typedef struct pool_geom {
@@ -154,11 +151,8 @@ static void max_plane_2x2(const float *src, int64_t w, int64_t oh, int64_t ow, f
       const float *rows[2] = {r0 + 2 * ox, r1 + 2 * ox};
       for (int r = 0; r < 2; r++) {
         __m256 lo = _mm256_loadu_ps(rows[r]), hi = _mm256_loadu_ps(rows[r] + 8);
-        /* Within 128-bit lanes, then the 64-bit chunks back in order. */
-        e[r] = _mm256_castpd_ps(_mm256_permute4x64_pd(
-            _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
-        o[r] = _mm256_castpd_ps(_mm256_permute4x64_pd(
-            _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+        e[r] = td_even8(lo, hi);
+        o[r] = td_odd8(lo, hi);
       }
       const __m256i at = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), lane2);
       const __m256 cand[3] = {o[0], e[1], o[1]};

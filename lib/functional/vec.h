@@ -1,4 +1,5 @@
-/* vec.h - helpers for kernels that GCC vectorizes at -O2. Internal to lib/functional.
+/* vec.h - helpers for kernels that GCC vectorizes at -O2, and a few AVX2
+ * ones for what it does not. Internal to lib/functional.
  *
  * GCC 12 at -O2 vectorizes with its "very-cheap" cost model: a loop is
  * vectorized only when the vector code replaces it entirely, i.e. when its
@@ -113,5 +114,23 @@ static inline float td_vexpf(float x) {
   memcpy(&res, &rb, 4);
   return res;
 }
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+
+/* The even (td_even8) or odd (td_odd8) floats of the 16 in lo then hi, in
+ * order: a shuffle within 128-bit lanes, then the middle 64-bit quarters
+ * swapped. Strided rows (a stride-2 convolution's input, a 2x2 pool's
+ * windows) are read this way. */
+static inline __m256 td_even8(__m256 lo, __m256 hi) {
+  __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static inline __m256 td_odd8(__m256 lo, __m256 hi) {
+  __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+#endif
 
 #endif
