@@ -157,28 +157,29 @@ static TD_KERNEL void input_row(const float *restrict pa, const float *restrict 
 static void input_transform(const wino *p, const float *x, int64_t ns, float *split, float *v,
                             int64_t ld) {
   const conv_geom *g = p->g;
-  const int64_t size = split_size(p), tw = p->tw, estride = g->c * ld;
+  const int64_t size = split_size(p), estride = g->c * ld;
   /* Rows of B^T as (first row, second row, sign): d0 - d2, d1 + d2,
-   * d2 - d1, d1 - d3. */
+   * d2 - d1, d1 - d3. Tile row r, column j is split array [r & 1][j & 1]
+   * [j >> 1], down (r >> 1) rows: the same offsets for every plane. */
   static const int first[4] = {0, 1, 2, 1}, second[4] = {2, 2, 1, 3};
   static const float sign[4] = {-1.0f, 1.0f, -1.0f, -1.0f};
+  int64_t P[4][4], Q[4][4];
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 4; j++) {
+      int64_t col = ((j & 1) * 2 + (j >> 1)) * size;
+      P[i][j] = (first[i] & 1) * 4 * size + col + (first[i] >> 1) * p->tw;
+      Q[i][j] = (second[i] & 1) * 4 * size + col + (second[i] >> 1) * p->tw;
+    }
   memset(split, 0, sizeof(float) * (size_t)split_trash(p));
   for (int64_t s = 0; s < ns; s++)
     for (int64_t c = 0; c < g->c; c++) {
       split_plane(p, x + (s * g->c + c) * g->hw, split);
       float *dst = v + c * ld + s * p->tiles;
       for (int i = 0; i < 4; i++) {
-        /* Column j of the tile's row r: array [r & 1][j & 1][j >> 1], down (r >> 1) rows. */
-        const float *P[4], *Q[4];
-        for (int j = 0; j < 4; j++) {
-          int r0 = first[i], r1 = second[i];
-          int64_t col = ((j & 1) * 2 + (j >> 1)) * size;
-          P[j] = split + (r0 & 1) * 4 * size + col + (r0 >> 1) * tw;
-          Q[j] = split + (r1 & 1) * 4 * size + col + (r1 >> 1) * tw;
-        }
         float *e = dst + 4 * i * estride;
-        input_row(P[0], Q[0], P[1], Q[1], P[2], Q[2], P[3], Q[3], sign[i], p->tiles, e, e + estride,
-                  e + 2 * estride, e + 3 * estride);
+        input_row(split + P[i][0], split + Q[i][0], split + P[i][1], split + Q[i][1],
+                  split + P[i][2], split + Q[i][2], split + P[i][3], split + Q[i][3], sign[i],
+                  p->tiles, e, e + estride, e + 2 * estride, e + 3 * estride);
       }
     }
 }
