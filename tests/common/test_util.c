@@ -86,11 +86,17 @@ void map_clone(const td_tensor_map *src, td_tensor_map *out) {
     assert_int_equal(td_tensor_map_set_meta(out, src->meta[i].key, src->meta[i].value), TD_OK);
 }
 
-td_tensor *unary_grad(unary_fn fn, td_tensor *x, td_tensor *dy) {
+td_grad_manager *record_array(td_tensor **ts, size_t n) {
   td_grad_manager *gm;
   assert_int_equal(td_gm_create(&gm), TD_OK);
-  assert_int_equal(td_gm_attach(gm, x), TD_OK);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(td_gm_attach(gm, ts[i]), TD_OK);
   assert_int_equal(td_gm_record(gm), TD_OK);
+  return gm;
+}
+
+td_tensor *unary_grad(unary_fn fn, td_tensor *x, td_tensor *dy) {
+  td_grad_manager *gm = record_grads(x);
   td_tensor *y;
   assert_int_equal(fn(x, &y), TD_OK);
   td_gm_pause(gm);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "autodiff/grad_manager.h"
 #include "io/tensor_map.h"
 #include "tensor/tensor.h"
 
@@ -76,6 +77,13 @@ void assert_values_rel(const td_tensor *t, const float *want, int64_t n, float r
 void assert_ulp_sweep(float (*fn)(float), double (*ref)(double), double max_ulp, double skip_below);
 
 /* ---- gradients ---------------------------------------------------------------- */
+
+/* A new grad manager with every listed tensor attached, recording; the test
+ * destroys it:  td_grad_manager *gm = record_grads(x, w, b); */
+#define record_grads(...)                                                                          \
+  record_array((td_tensor *[]){__VA_ARGS__},                                                       \
+               sizeof((td_tensor *[]){__VA_ARGS__}) / sizeof(td_tensor *))
+td_grad_manager *record_array(td_tensor **ts, size_t n);
 
 typedef td_status (*unary_fn)(td_tensor *x, td_tensor **y);
 

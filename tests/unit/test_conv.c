@@ -15,6 +15,8 @@
 #include "functional/conv.h"
 #include "tensor/random.h"
 
+#include "common/test_util.h"
+
 static td_tensor *make(int ndim, const int64_t *shape, const float *values) {
   td_tensor *t;
   assert_int_equal(td_tensor_from_data(TD_FLOAT32, ndim, shape, values, &t), TD_OK);
@@ -41,13 +43,6 @@ static void assert_values(const td_tensor *t, const float *want, int64_t n) {
   assert_int_equal(t->numel, n);
   for (int64_t i = 0; i < n; i++)
     assert_float_equal(td_tensor_f32(t)[i], want[i], 1e-4);
-}
-
-static void assert_error(td_status st, const char *a, const char *b) {
-  assert_int_equal(st, TD_ERR_INVALID_ARGUMENT);
-  const char *msg = td_error_message();
-  if (!strstr(msg, a) || (b && !strstr(msg, b)))
-    fail_msg("message '%s' lacks '%s' / '%s'", msg, a, b ? b : "");
 }
 
 static const td_conv2d_params plain = {{1, 1}, {0, 0}, {1, 1}, 1};
@@ -166,12 +161,7 @@ static void check_conv_case(td_rng *rng, int trial, const conv_case *cc) {
   assert_int_equal(td_tensor_rand_uniform(rng, 1, sb, -1, 1, &b), TD_OK);
   td_conv2d_params p = {
       {(int)st[0], (int)st[1]}, {(int)pa[0], (int)pa[1]}, {(int)di[0], (int)di[1]}, (int)groups};
-  td_grad_manager *gm;
-  assert_int_equal(td_gm_create(&gm), TD_OK);
-  assert_int_equal(td_gm_attach(gm, x), TD_OK);
-  assert_int_equal(td_gm_attach(gm, w), TD_OK);
-  assert_int_equal(td_gm_attach(gm, b), TD_OK);
-  assert_int_equal(td_gm_record(gm), TD_OK);
+  td_grad_manager *gm = record_grads(x, w, b);
   assert_int_equal(td_conv2d(x, w, b, &p, &y), TD_OK);
   assert_int_equal(y->shape[2], out[0]);
   assert_int_equal(y->shape[3], out[1]);
@@ -199,8 +189,8 @@ static void check_conv_case(td_rng *rng, int trial, const conv_case *cc) {
                 gw[wi] += g * xp[xi];
               }
           if (fabs(td_tensor_f32(y)[yi] - acc) > 1e-4 * (1 + fabs(acc)))
-            fail_msg("trial %d: y[%lld] = %g, want %g", trial, (long long)yi,
-                     td_tensor_f32(y)[yi], acc);
+            fail_msg("trial %d: y[%lld] = %g, want %g", trial, (long long)yi, td_tensor_f32(y)[yi],
+                     acc);
         }
   for (int64_t i = 0; i < x->numel; i++)
     if (fabs(td_tensor_f32(x->grad)[i] - gx[i]) > 1e-4 * (1 + fabs(gx[i])))
@@ -274,13 +264,11 @@ static void test_conv_strided_wide_rows(void **state) {
   (void)state;
   td_rng rng;
   td_rng_seed(&rng, 5);
+  /* n, groups, cg, og, input, kernel, stride, padding, dilation */
   const conv_case cases[] = {
-      {.n = 2, .groups = 1, .cg = 3, .og = 8, .in = {34, 37}, .k = {3, 3}, .st = {2, 2},
-       .pa = {1, 1}, .di = {1, 1}},
-      {.n = 2, .groups = 1, .cg = 16, .og = 32, .in = {32, 41}, .k = {3, 3}, .st = {2, 2},
-       .pa = {1, 1}, .di = {1, 1}},
-      {.n = 1, .groups = 1, .cg = 4, .og = 4, .in = {9, 50}, .k = {1, 3}, .st = {1, 2},
-       .pa = {0, 0}, .di = {1, 1}},
+      {2, 1, 3, 8, {34, 37}, {3, 3}, {2, 2}, {1, 1}, {1, 1}},
+      {2, 1, 16, 32, {32, 41}, {3, 3}, {2, 2}, {1, 1}, {1, 1}},
+      {1, 1, 4, 4, {9, 50}, {1, 3}, {1, 2}, {0, 0}, {1, 1}},
   };
   for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++)
     check_conv_case(&rng, i, &cases[i]);
@@ -292,12 +280,7 @@ static void test_conv_gradients(void **state) {
   int64_t sx[] = {1, 1, 2, 2}, sw[] = {1, 1, 1, 1}, sb[] = {1};
   float x[] = {1, 2, 3, 4}, w[] = {2}, b[] = {0};
   td_tensor *tx = make(4, sx, x), *tw = make(4, sw, w), *tb = make(1, sb, b), *y;
-  td_grad_manager *gm;
-  assert_int_equal(td_gm_create(&gm), TD_OK);
-  assert_int_equal(td_gm_attach(gm, tx), TD_OK);
-  assert_int_equal(td_gm_attach(gm, tw), TD_OK);
-  assert_int_equal(td_gm_attach(gm, tb), TD_OK);
-  assert_int_equal(td_gm_record(gm), TD_OK);
+  td_grad_manager *gm = record_grads(tx, tw, tb);
   assert_int_equal(td_conv2d(tx, tw, tb, &plain, &y), TD_OK);
   assert_int_equal(td_gm_backward(gm, y, NULL), TD_OK);
   float gx[] = {2, 2, 2, 2}, gw[] = {10}, gb[] = {4};
@@ -317,59 +300,70 @@ static void test_conv_errors(void **state) {
   td_tensor *xi, *bi;
   assert_int_equal(td_tensor_zeros(TD_INT64, 4, s4, &xi), TD_OK);
   assert_int_equal(td_tensor_zeros(TD_INT64, 1, s1, &bi), TD_OK);
-  assert_error(td_conv2d(xi, w, NULL, &p, &y), "conv2d: expected float32 input", "int64");
+  assert_error(td_conv2d(xi, w, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: expected float32 input", "int64");
   assert_null(y);
-  assert_error(td_conv2d(x, xi, NULL, &p, &y), "conv2d: expected float32 weight", "int64");
-  assert_error(td_conv2d(x, w, bi, &p, &y), "conv2d: expected float32 bias", "int64");
+  assert_error(td_conv2d(x, xi, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: expected float32 weight", "int64");
+  assert_error(td_conv2d(x, w, bi, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: expected float32 bias", "int64");
   /* ranks */
   int64_t s3[] = {3, 5, 5};
   td_tensor *x3;
   assert_int_equal(td_tensor_zeros(TD_FLOAT32, 3, s3, &x3), TD_OK);
-  assert_error(td_conv2d(x3, w, NULL, &p, &y), "conv2d: expected a 4-d input", "[3,5,5]");
-  assert_error(td_conv2d(x, x3, NULL, &p, &y), "conv2d: expected a 4-d weight", "[3,5,5]");
+  assert_error(td_conv2d(x3, w, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: expected a 4-d input", "[3,5,5]");
+  assert_error(td_conv2d(x, x3, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: expected a 4-d weight", "[3,5,5]");
   /* params */
   p.stride[1] = 0;
-  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d: stride (1,0)", "must be >= 1");
+  assert_error(td_conv2d(x, w, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "conv2d: stride (1,0)",
+               "must be >= 1");
   p = plain, p.dilation[0] = 0;
-  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d:", "dilation (0,1)");
+  assert_error(td_conv2d(x, w, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "conv2d:", "dilation (0,1)");
   p = plain, p.padding[0] = -1;
-  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d:", "padding (-1,0) >= 0");
+  assert_error(td_conv2d(x, w, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d:", "padding (-1,0) >= 0");
   p = plain, p.groups = 0;
-  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d: groups must be >= 1, got 0", NULL);
+  assert_error(td_conv2d(x, w, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: groups must be >= 1, got 0");
   /* channels and groups */
   p = plain, p.groups = 2;
-  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d: groups 2 must divide input channels 3",
+  assert_error(td_conv2d(x, w, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: groups 2 must divide input channels 3",
                "(input [1,3,5,5], weight [4,3,3,3])");
   td_tensor *x4 = filled4(1, 4, 5, 5, 0), *w3 = filled4(3, 2, 3, 3, 0);
-  assert_error(td_conv2d(x4, w3, NULL, &p, &y), "conv2d: groups 2 must divide",
-               "output channels 3");
+  assert_error(td_conv2d(x4, w3, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: groups 2 must divide", "output channels 3");
   td_tensor *w44 = filled4(4, 4, 3, 3, 0);
   p = plain;
-  assert_error(td_conv2d(x, w44, NULL, &p, &y), "conv2d: input has 3 channels, weight expects 4",
+  assert_error(td_conv2d(x, w44, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: input has 3 channels, weight expects 4",
                "(input [1,3,5,5], weight [4,4,3,3]");
   int64_t s5[] = {5};
   td_tensor *b5;
   assert_int_equal(td_tensor_zeros(TD_FLOAT32, 1, s5, &b5), TD_OK);
-  assert_error(td_conv2d(x, w, b5, &p, &y), "conv2d: bias [5] does not match weight [4,3,3,3]",
-               "want [4]");
+  assert_error(td_conv2d(x, w, b5, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: bias [5] does not match weight [4,3,3,3]", "want [4]");
   /* kernel larger than the padded input */
   td_tensor *small = filled4(1, 3, 2, 2, 0);
-  assert_error(td_conv2d(small, w, NULL, &p, &y), "conv2d: kernel 3x3",
+  assert_error(td_conv2d(small, w, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT, "conv2d: kernel 3x3",
                "larger than the padded input 2x2");
   p.dilation[0] = p.dilation[1] = 3;
-  assert_error(td_conv2d(x, w, NULL, &p, &y), "conv2d: kernel 3x3 (dilation 3x3)",
-               "padded input 5x5");
+  assert_error(td_conv2d(x, w, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: kernel 3x3 (dilation 3x3)", "padded input 5x5");
   /* sizes past BLAS's int range, refused before anything is allocated */
   p = plain;
   int64_t one[] = {1, 1, 1, 1}, big[] = {1, 1, 65536, 65536};
   float v = 1;
   td_tensor *o = make(4, one, &v), *hx, *w1 = make(4, one, &v);
   assert_int_equal(td_tensor_expand(o, 4, big, &hx), TD_OK);
-  assert_error(td_conv2d(hx, w1, NULL, &p, &y), "conv2d: input [1,1,65536,65536]",
-               "exceeds BLAS's int dimensions");
+  assert_error(td_conv2d(hx, w1, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: input [1,1,65536,65536]", "exceeds BLAS's int dimensions");
   /* missing arguments */
-  assert_error(td_conv2d(NULL, w, NULL, &p, &y), "conv2d: input or weight is NULL", NULL);
-  assert_error(td_conv2d(x, w, NULL, NULL, &y), "conv2d: params are NULL", NULL);
+  assert_error(td_conv2d(NULL, w, NULL, &p, &y), TD_ERR_INVALID_ARGUMENT,
+               "conv2d: input or weight is NULL");
+  assert_error(td_conv2d(x, w, NULL, NULL, &y), TD_ERR_INVALID_ARGUMENT, "conv2d: params are NULL");
   td_tensor_release(x), td_tensor_release(w), td_tensor_release(xi), td_tensor_release(bi);
   td_tensor_release(x3), td_tensor_release(x4), td_tensor_release(w3), td_tensor_release(w44);
   td_tensor_release(b5), td_tensor_release(small), td_tensor_release(o), td_tensor_release(hx);

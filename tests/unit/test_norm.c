@@ -281,12 +281,7 @@ static void test_layer_norm_gradients(void **state) {
   int64_t s[] = {1, 2};
   td_tensor *x = tensor_f32(2, s, (float[]){1, 3}), *w = vec_f32(2, (float[]){1, 2});
   td_tensor *b = vec_f32(2, (float[]){0, 0}), *dy = tensor_f32(2, s, (float[]){1, 2}), *y;
-  td_grad_manager *gm;
-  assert_int_equal(td_gm_create(&gm), TD_OK);
-  assert_int_equal(td_gm_attach(gm, x), TD_OK);
-  assert_int_equal(td_gm_attach(gm, w), TD_OK);
-  assert_int_equal(td_gm_attach(gm, b), TD_OK);
-  assert_int_equal(td_gm_record(gm), TD_OK);
+  td_grad_manager *gm = record_grads(x, w, b);
   assert_int_equal(td_layer_norm(x, 1, w, b, 0, &y), TD_OK);
   td_gm_pause(gm);
   assert_int_equal(td_gm_backward(gm, y, dy), TD_OK);
