@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "autodiff/grad_manager.h"
+#include "core/alloc.h"
 #include "core/parallel.h"
 #include "functional/conv.h"
 #include "tensor/random.h"
@@ -257,6 +258,40 @@ static void test_conv_winograd_geometries(void **state) {
   td_set_num_threads(saved);
 }
 
+/* The Winograd path's buffers refused by the memory limit: the forward and
+ * the backward fail with a message naming them, and nothing stays
+ * allocated once the tensors are released. */
+static void test_conv_winograd_out_of_memory(void **state) {
+  (void)state;
+  const size_t start = td_mem_in_use();
+  td_rng rng;
+  td_rng_seed(&rng, 9);
+  int64_t sx[] = {1, 32, 4, 4}, sw[] = {32, 32, 3, 3};
+  td_tensor *x, *w, *y = NULL, *dy;
+  assert_int_equal(td_tensor_rand_uniform(&rng, 4, sx, -1, 1, &x), TD_OK);
+  assert_int_equal(td_tensor_rand_uniform(&rng, 4, sw, -1, 1, &w), TD_OK);
+  td_conv2d_params p = {{1, 1}, {1, 1}, {1, 1}, 1};
+  /* 64 KiB more: y (2 KiB) and dW (36 KiB) fit, the transformed weights alone (64 KiB) do not. */
+  const size_t room = 64 << 10;
+  size_t base = td_mem_in_use();
+  td_mem_set_limit(base + room);
+  assert_error(td_conv2d(x, w, NULL, &p, &y), TD_ERR_NO_MEMORY, "conv2d winograd buffers");
+  td_mem_set_limit(0);
+  assert_null(y);
+  assert_int_equal(td_mem_in_use(), base);
+
+  td_grad_manager *gm = record_grads(x, w);
+  assert_int_equal(td_conv2d(x, w, NULL, &p, &y), TD_OK);
+  assert_int_equal(td_tensor_full(TD_FLOAT32, 4, y->shape, 1.0f, &dy), TD_OK);
+  td_mem_set_limit(td_mem_in_use() + room);
+  assert_error(td_gm_backward(gm, y, dy), TD_ERR_NO_MEMORY, "conv2d winograd buffers");
+  td_mem_set_limit(0);
+  release_tensors(y, dy);
+  td_gm_destroy(gm);
+  release_tensors(x, w);
+  assert_int_equal(td_mem_in_use(), start);
+}
+
 /* Strided convolutions on rows long enough for the vector paths that write
  * a stride-2 phase of dX (and for the cost model to pick either tile
  * shape), odd and even widths, against the definition. */
@@ -379,6 +414,7 @@ int main(void) {
       cmocka_unit_test(test_conv_random_geometries),
       cmocka_unit_test(test_conv_winograd_geometries),
       cmocka_unit_test(test_conv_strided_wide_rows),
+      cmocka_unit_test(test_conv_winograd_out_of_memory),
       cmocka_unit_test(test_conv_gradients),
       cmocka_unit_test(test_conv_errors),
   };
