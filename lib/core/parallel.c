@@ -8,19 +8,20 @@
 
 static atomic_int num_threads;
 
+static int clamp_threads(int n) { return n < 1 ? 1 : n > TD_MAX_THREADS ? TD_MAX_THREADS : n; }
+
 /* Once, before anything is multiplied: the default thread count is what
  * OpenBLAS chose for itself (it reads OPENBLAS_NUM_THREADS, then
  * OMP_NUM_THREADS, else counts the CPUs), and OpenBLAS is then held to one. */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void init_threads(void) {
-  int n = openblas_get_num_threads();
-  atomic_store(&num_threads, n < 1 ? 1 : n > TD_MAX_THREADS ? TD_MAX_THREADS : n);
+  atomic_store(&num_threads, clamp_threads(openblas_get_num_threads()));
   openblas_set_num_threads(1);
 }
 
 void td_set_num_threads(int n) {
   pthread_once(&init_once, init_threads);
-  atomic_store(&num_threads, n < 1 ? 1 : n > TD_MAX_THREADS ? TD_MAX_THREADS : n);
+  atomic_store(&num_threads, clamp_threads(n));
 }
 
 int td_get_num_threads(void) {
