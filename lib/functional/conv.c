@@ -15,6 +15,7 @@
 #include "functional/conv.h"
 #include "functional/conv_direct.h"
 #include "functional/conv_winograd.h"
+#include "functional/conv_winograd_s2.h"
 #include "functional/gemm.h"
 #include "functional/op.h"
 
@@ -305,6 +306,7 @@ static td_status conv_forward_buffers(const conv_geom *g, const float *xp, const
 static td_status conv_forward_any(const conv_geom *g, const float *x, const float *w,
                                   const float *bias, float *y) {
   if (td_conv_winograd_supported(g)) return td_conv_winograd_forward(g, x, w, bias, y);
+  if (td_conv_winograd_s2_supported(g)) return td_conv_winograd_s2_forward(g, x, w, bias, y);
   if (td_conv_direct_supported(g)) return td_conv_direct_forward(g, x, w, bias, y);
   return conv_forward_buffers(g, x, w, bias, y);
 }
@@ -501,18 +503,21 @@ static td_status conv2d_backward(td_op_ctx *ctx, td_tensor *gy, td_tensor **gx) 
   if ((st = td_tensor_contiguous(gy, &dy))) return st;
   const float *dyp = td_tensor_f32(dy);
   if (ctx->inputs[2] && ctx->needs_input_grad[2] && (st = bias_grad(&g, dyp, &gx[2]))) goto done;
-  if (ctx->needs_input_grad[1]) {
-    if ((st = td_tensor_contiguous(ctx->inputs[0], &x)) ||
-        (st = td_tensor_empty(TD_FLOAT32, 4, wshape, &gx[1])) ||
-        (st = weight_grad(&g, td_tensor_f32(x), dyp, td_tensor_f32(gx[1]))))
-      goto done;
+  const bool want_dw = ctx->needs_input_grad[1], want_dx = ctx->needs_input_grad[0];
+  if (want_dw && ((st = td_tensor_contiguous(ctx->inputs[0], &x)) ||
+                  (st = td_tensor_empty(TD_FLOAT32, 4, wshape, &gx[1]))))
+    goto done;
+  if (want_dx && ((st = td_tensor_contiguous(ctx->inputs[1], &w)) ||
+                  (st = td_tensor_empty(TD_FLOAT32, 4, ctx->inputs[0]->shape, &gx[0]))))
+    goto done;
+  float *dwp = want_dw ? td_tensor_f32(gx[1]) : NULL, *dxp = want_dx ? td_tensor_f32(gx[0]) : NULL;
+  if (td_conv_winograd_s2_supported(&g)) { /* one pass makes both */
+    st = td_conv_winograd_s2_backward(&g, x ? td_tensor_f32(x) : NULL, w ? td_tensor_f32(w) : NULL,
+                                      dyp, dxp, dwp);
+    goto done;
   }
-  if (ctx->needs_input_grad[0]) {
-    if ((st = td_tensor_contiguous(ctx->inputs[1], &w)) ||
-        (st = td_tensor_empty(TD_FLOAT32, 4, ctx->inputs[0]->shape, &gx[0])) ||
-        (st = input_grad(&g, td_tensor_f32(w), dyp, td_tensor_f32(gx[0]))))
-      goto done;
-  }
+  if (want_dw && (st = weight_grad(&g, td_tensor_f32(x), dyp, dwp))) goto done;
+  if (want_dx) st = input_grad(&g, td_tensor_f32(w), dyp, dxp);
 done:
   td_tensor_release(dy);
   td_tensor_release(x);

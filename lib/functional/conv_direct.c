@@ -138,13 +138,13 @@ static void scatter_cv(const pass *p, const float *tmp, float *out, const float 
     int64_t u = 0, c = 0; /* grid row and column of position q0 */
     for (int64_t q0 = 0; q0 < pfull; q0 += VEC) {
       if (flat) {
-        transpose8(tmp + q0 * ld + k0, ld, dst + q0, p->out_plane, add);
+        td_transpose8(tmp + q0 * ld + k0, ld, dst + q0, p->out_plane, add);
         continue;
       }
       /* Strided outputs (a phase of dX): transpose here, store one by one. */
       float blk[VEC * VEC];
       int64_t at[VEC];
-      transpose8(tmp + q0 * ld + k0, ld, blk, VEC, add);
+      td_transpose8(tmp + q0 * ld + k0, ld, blk, VEC, add);
       for (int i = 0; i < VEC; i++) {
         at[i] = u * p->out_rs + c * p->out_vs;
         if (++c == p->cols) c = 0, u++;
@@ -580,7 +580,7 @@ static void weight_worker(void *arg, int t, int nt) {
             zero[k] = zero[0];
           for (int64_t o0 = 0; o0 < ofull; o0 += VEC)
             for (int64_t q0 = 0; q0 < qfull; q0 += VEC)
-              transpose8(src + o0 * g->ohw + q0, g->ohw, d + q0 * j->npad + o0, j->npad, zero);
+              td_transpose8(src + o0 * g->ohw + q0, g->ohw, d + q0 * j->npad + o0, j->npad, zero);
           for (int64_t o = 0; o < g->og; o++)
             for (int64_t q = o < ofull ? qfull : 0; q < g->ohw; q++)
               d[q * j->npad + o] = src[o * g->ohw + q];

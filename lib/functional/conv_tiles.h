@@ -18,6 +18,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "functional/vec.h"
+
 #define TILE_INLINE static inline __attribute__((always_inline))
 
 enum {
@@ -170,29 +172,6 @@ TILE_INLINE void cv_weight_tile(const int nv, const float *x, int64_t xstride, c
       float *o = acc_out + t * ald + v * VEC;
       _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), acc[t][v]));
     }
-}
-
-/* dst[j][i] = src[i][j] + add[j] for an 8x8 block (rows sld / dld apart). */
-TILE_INLINE void transpose8(const float *src, int64_t sld, float *dst, int64_t dld, __m256 add[8]) {
-  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + sld);
-  __m256 r2 = _mm256_loadu_ps(src + 2 * sld), r3 = _mm256_loadu_ps(src + 3 * sld);
-  __m256 r4 = _mm256_loadu_ps(src + 4 * sld), r5 = _mm256_loadu_ps(src + 5 * sld);
-  __m256 r6 = _mm256_loadu_ps(src + 6 * sld), r7 = _mm256_loadu_ps(src + 7 * sld);
-  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  __m256 o[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
-                 _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
-                 _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
-                 _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
-#pragma GCC unroll 8
-  for (int j = 0; j < 8; j++)
-    _mm256_storeu_ps(dst + j * dld, _mm256_add_ps(o[j], add[j]));
 }
 
 #endif

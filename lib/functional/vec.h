@@ -131,6 +131,70 @@ static inline __m256 td_odd8(__m256 lo, __m256 hi) {
   __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
 }
+
+/* dst[j][i] = src[i][j] + add[j] for an 8x8 block (rows sld / dld apart). */
+static inline __attribute__((always_inline)) void
+td_transpose8(const float *src, int64_t sld, float *dst, int64_t dld, const __m256 add[8]) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + sld);
+  __m256 r2 = _mm256_loadu_ps(src + 2 * sld), r3 = _mm256_loadu_ps(src + 3 * sld);
+  __m256 r4 = _mm256_loadu_ps(src + 4 * sld), r5 = _mm256_loadu_ps(src + 5 * sld);
+  __m256 r6 = _mm256_loadu_ps(src + 6 * sld), r7 = _mm256_loadu_ps(src + 7 * sld);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  __m256 o[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                 _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                 _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                 _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; j++)
+    _mm256_storeu_ps(dst + j * dld, _mm256_add_ps(o[j], add[j]));
+}
 #endif
+
+/* dst[j][i] = src[i][j], plus add[j] unless add is NULL, for a block of
+ * rows x cols (rows sld / dld apart): 8x8 blocks through registers where
+ * AVX2 is built in, the edges one float at a time.
+ *
+ * Of the two sides, the one with the longer rows (an NCHW plane, say) walks
+ * along 8 of its rows before moving to the next 8: rows a power of two
+ * apart share a cache set, and moving across more of them at once than the
+ * cache has ways (8) would evict each line before its second use. */
+static inline void td_transpose_f32(const float *src, int64_t sld, int64_t rows, int64_t cols,
+                                    float *dst, int64_t dld, const float *add) {
+  int64_t rows8 = 0, cols8 = 0;
+#if defined(__AVX2__)
+  rows8 = rows / 8 * 8, cols8 = cols / 8 * 8;
+  __m256 a[8] = {0};
+  if (sld >= dld) {
+    for (int64_t i0 = 0; i0 < rows8; i0 += 8)
+      for (int64_t j0 = 0; j0 < cols8; j0 += 8) {
+        for (int j = 0; j < 8; j++)
+          a[j] = _mm256_set1_ps(add ? add[j0 + j] : 0.0f);
+        td_transpose8(src + i0 * sld + j0, sld, dst + j0 * dld + i0, dld, a);
+      }
+  } else {
+    for (int64_t j0 = 0; j0 < cols8; j0 += 8) {
+      for (int j = 0; j < 8; j++)
+        a[j] = _mm256_set1_ps(add ? add[j0 + j] : 0.0f);
+      for (int64_t i0 = 0; i0 < rows8; i0 += 8)
+        td_transpose8(src + i0 * sld + j0, sld, dst + j0 * dld + i0, dld, a);
+    }
+  }
+#endif
+  /* The edges: the rows past the last block of 8 (within the blocked
+   * columns), then the columns past it. */
+  for (int64_t j = 0; j < cols8; j++)
+    for (int64_t i = rows8; i < rows; i++)
+      dst[j * dld + i] = src[i * sld + j] + (add ? add[j] : 0.0f);
+  for (int64_t j = cols8; j < cols; j++)
+    for (int64_t i = 0; i < rows; i++)
+      dst[j * dld + i] = src[i * sld + j] + (add ? add[j] : 0.0f);
+}
 
 #endif

@@ -234,45 +234,99 @@ static void test_conv_random_geometries(void **state) {
   }
 }
 
-/* The Winograd path (3x3, stride 1, 32+ channels each side): odd and even
- * sizes, every padding it takes, images smaller than a tile row, and
- * batches that split into uneven chunks over 1 and 2 threads. */
-static void test_conv_winograd_geometries(void **state) {
-  (void)state;
+/* 24 random 3x3 convolutions of the given stride, with channels on each
+ * side of least + step * (0, 1 or 2): odd and even sizes, every padding
+ * the Winograd paths take, images smaller than a tile, and batches that
+ * split into uneven chunks over 1 and 2 threads. */
+static void check_winograd_cases(uint64_t seed, int64_t stride, int64_t least_channels,
+                                 int64_t channel_step, int64_t max_extra_size) {
   td_rng rng;
-  td_rng_seed(&rng, 77);
+  td_rng_seed(&rng, seed);
   int saved = td_get_num_threads();
   for (int trial = 0; trial < 24; trial++) {
     td_set_num_threads(1 + trial % 2);
-    conv_case cc = {.groups = 1, .k = {3, 3}, .st = {1, 1}, .di = {1, 1}};
-    cc.cg = 32 + (int64_t)(td_rng_next_u64(&rng) % 9);
-    cc.og = 32 + (int64_t)(td_rng_next_u64(&rng) % 9);
+    conv_case cc = {.groups = 1, .k = {3, 3}, .st = {stride, stride}, .di = {1, 1}};
+    cc.cg = least_channels + channel_step * (int64_t)(td_rng_next_u64(&rng) % 3);
+    cc.og = least_channels + channel_step * (int64_t)(td_rng_next_u64(&rng) % 3);
     cc.n = 1 + (int64_t)(td_rng_next_u64(&rng) % 5);
     for (int a = 0; a < 2; a++) {
       cc.pa[a] = (int64_t)(td_rng_next_u64(&rng) % 3);
       int64_t least = 3 - 2 * cc.pa[a];
-      cc.in[a] = (least > 1 ? least : 1) + (int64_t)(td_rng_next_u64(&rng) % 10);
+      cc.in[a] = (least > 1 ? least : 1) + (int64_t)(td_rng_next_u64(&rng) % max_extra_size);
     }
     check_conv_case(&rng, trial, &cc);
   }
   td_set_num_threads(saved);
 }
 
-/* The Winograd path's buffers refused by the memory limit: the forward and
- * the backward fail with a message naming them, and nothing stays
- * allocated once the tensors are released. */
-static void test_conv_winograd_out_of_memory(void **state) {
+/* The stride-1 Winograd path: 3x3, 32+ channels each side. */
+static void test_conv_winograd_geometries(void **state) {
   (void)state;
+  check_winograd_cases(77, 1, 32, 3, 10);
+}
+
+/* The stride-2 Winograd path (conv_winograd_s2.c): 3x3, 16, 24 or 32
+ * channels each side; sizes up to 18 give up to 5 tiles a side, with the
+ * last input rows and columns inside the tiles or past them. */
+static void test_conv_winograd_s2_geometries(void **state) {
+  (void)state;
+  check_winograd_cases(78, 2, 16, 8, 16);
+}
+
+/* The stride-2 Winograd path makes both gradients in one pass; asked for
+ * one of them, it gives exactly what it gives with both. */
+static void test_conv_winograd_s2_one_gradient(void **state) {
+  (void)state;
+  td_rng rng;
+  td_rng_seed(&rng, 12);
+  int64_t sx[] = {3, 16, 9, 10}, sw[] = {24, 16, 3, 3};
+  td_tensor *x, *w, *dy = NULL, *both[2] = {NULL, NULL};
+  assert_int_equal(td_tensor_rand_uniform(&rng, 4, sx, -1, 1, &x), TD_OK);
+  assert_int_equal(td_tensor_rand_uniform(&rng, 4, sw, -1, 1, &w), TD_OK);
+  td_conv2d_params p = {{2, 2}, {1, 1}, {1, 1}, 1};
+  for (int run = 0; run < 3; run++) { /* both, then x alone, then w alone */
+    td_grad_manager *gm = run == 0   ? record_grads(x, w)
+                          : run == 1 ? record_grads(x)
+                                     : record_grads(w);
+    td_tensor *y;
+    assert_int_equal(td_conv2d(x, w, NULL, &p, &y), TD_OK);
+    if (!dy) assert_int_equal(td_tensor_rand_uniform(&rng, 4, y->shape, -1, 1, &dy), TD_OK);
+    assert_int_equal(td_gm_backward(gm, y, dy), TD_OK);
+    td_tensor **got[2] = {&x->grad, &w->grad};
+    for (int i = 0; i < 2; i++) {
+      if (run == 0) {
+        assert_non_null(*got[i]);
+        both[i] = *got[i]; /* taken over, so the next run starts from no grad */
+      } else if (run == 1 + i) {
+        assert_memory_equal(td_tensor_f32(*got[i]), td_tensor_f32(both[i]),
+                            sizeof(float) * (size_t)both[i]->numel);
+        td_tensor_release(*got[i]);
+      } else {
+        assert_null(*got[i]);
+      }
+      *got[i] = NULL;
+    }
+    td_tensor_release(y);
+    td_gm_destroy(gm);
+  }
+  release_tensors(x, w, dy, both[0], both[1]);
+}
+
+/* A Winograd path's buffers refused by the memory limit: the forward and
+ * the backward fail with a message naming them, and nothing stays
+ * allocated once the tensors are released. `room` is what the limit leaves
+ * above the tensors: enough for y, dx and dW, not for the transformed
+ * weights. */
+static void check_winograd_out_of_memory(int64_t c, int64_t o, int64_t size, int stride,
+                                         size_t room) {
   const size_t start = td_mem_in_use();
   td_rng rng;
   td_rng_seed(&rng, 9);
-  int64_t sx[] = {1, 32, 4, 4}, sw[] = {32, 32, 3, 3};
+  int64_t sx[] = {1, c, size, size}, sw[] = {o, c, 3, 3};
   td_tensor *x, *w, *y = NULL, *dy;
   assert_int_equal(td_tensor_rand_uniform(&rng, 4, sx, -1, 1, &x), TD_OK);
   assert_int_equal(td_tensor_rand_uniform(&rng, 4, sw, -1, 1, &w), TD_OK);
-  td_conv2d_params p = {{1, 1}, {1, 1}, {1, 1}, 1};
-  /* 64 KiB more: y (2 KiB) and dW (36 KiB) fit, the transformed weights alone (64 KiB) do not. */
-  const size_t room = 64 << 10;
+  td_conv2d_params p = {{stride, stride}, {1, 1}, {1, 1}, 1};
   size_t base = td_mem_in_use();
   td_mem_set_limit(base + room);
   assert_error(td_conv2d(x, w, NULL, &p, &y), TD_ERR_NO_MEMORY, "conv2d winograd buffers");
@@ -292,6 +346,16 @@ static void test_conv_winograd_out_of_memory(void **state) {
   assert_int_equal(td_mem_in_use(), start);
 }
 
+static void test_conv_winograd_out_of_memory(void **state) {
+  (void)state;
+  /* Stride 1, 32 -> 32 channels on 4x4: y 2 KiB, dx 2 KiB, dW 36 KiB; the
+   * transformed weights alone take 64 KiB. */
+  check_winograd_out_of_memory(32, 32, 4, 1, 64 << 10);
+  /* Stride 2, 16 -> 16 channels on 8x8: y 1 KiB, dx 4 KiB, dW 9 KiB; the
+   * transformed weights alone take 36 KiB. */
+  check_winograd_out_of_memory(16, 16, 8, 2, 16 << 10);
+}
+
 /* Strided convolutions on rows long enough for the vector paths that write
  * a stride-2 phase of dX (and for the cost model to pick either tile
  * shape), odd and even widths, against the definition. */
@@ -302,7 +366,7 @@ static void test_conv_strided_wide_rows(void **state) {
   /* n, groups, cg, og, input, kernel, stride, padding, dilation */
   const conv_case cases[] = {
       {2, 1, 3, 8, {34, 37}, {3, 3}, {2, 2}, {1, 1}, {1, 1}},
-      {2, 1, 16, 32, {32, 41}, {3, 3}, {2, 2}, {1, 1}, {1, 1}},
+      {2, 1, 15, 32, {32, 41}, {3, 3}, {2, 2}, {1, 1}, {1, 1}}, /* below conv_winograd_s2 */
       {1, 1, 4, 4, {9, 50}, {1, 3}, {1, 2}, {0, 0}, {1, 1}},
   };
   for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++)
@@ -413,6 +477,8 @@ int main(void) {
       cmocka_unit_test(test_conv_matches_definition),
       cmocka_unit_test(test_conv_random_geometries),
       cmocka_unit_test(test_conv_winograd_geometries),
+      cmocka_unit_test(test_conv_winograd_s2_geometries),
+      cmocka_unit_test(test_conv_winograd_s2_one_gradient),
       cmocka_unit_test(test_conv_strided_wide_rows),
       cmocka_unit_test(test_conv_winograd_out_of_memory),
       cmocka_unit_test(test_conv_gradients),
