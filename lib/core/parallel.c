@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 static atomic_int num_threads;
 
@@ -59,12 +60,14 @@ static struct {
   pthread_mutex_t busy; /* held by the caller whose job is running */
   pthread_mutex_t m;    /* guards the fields below; the atomics are also read spinning */
   pthread_cond_t start, done;
-  int nworkers;                    /* threads started so far (worker i runs share i) */
-  atomic_uint_fast64_t generation; /* bumped for every job */
-  int participants;                /* workers in the current job */
-  atomic_int pending;              /* ...and those not finished */
-  int sleeping_workers;            /* waiting on start */
-  bool caller_sleeping;            /* waiting on done */
+  int nworkers;                      /* threads started so far (worker i runs share i) */
+  pthread_t threads[TD_MAX_THREADS]; /* worker i's handle at [i] */
+  bool stopping;                     /* set at exit: workers return, callers run alone */
+  atomic_uint_fast64_t generation;   /* bumped for every job */
+  int participants;                  /* workers in the current job */
+  atomic_int pending;                /* ...and those not finished */
+  int sleeping_workers;              /* waiting on start */
+  bool caller_sleeping;              /* waiting on done */
   td_work_fn fn;
   void *job;
   int nt;
@@ -95,6 +98,7 @@ static void *pool_worker(void *arg) {
       pool.sleeping_workers--;
     }
     seen = atomic_load(&pool.generation);
+    if (pool.stopping) break;
     if (id > pool.participants) continue;
     td_work_fn fn = pool.fn;
     void *job = pool.job;
@@ -105,7 +109,23 @@ static void *pool_worker(void *arg) {
     if (atomic_fetch_sub(&pool.pending, 1) == 1 && pool.caller_sleeping)
       pthread_cond_signal(&pool.done);
   }
+  pthread_mutex_unlock(&pool.m);
   return NULL;
+}
+
+/* At exit, the workers are stopped and joined, so that nothing of theirs
+ * (stacks, thread-local storage) is left for a leak checker to report as
+ * lost. A worker in the middle of a share finishes it first. A caller that
+ * comes later runs its shares itself. */
+static void pool_stop(void) {
+  pthread_mutex_lock(&pool.m);
+  pool.stopping = true;
+  int n = pool.nworkers;
+  atomic_fetch_add(&pool.generation, 1);
+  pthread_cond_broadcast(&pool.start);
+  pthread_mutex_unlock(&pool.m);
+  for (int i = 1; i <= n; i++)
+    pthread_join(pool.threads[i], NULL);
 }
 
 /* A forked child has none of the workers (and maybe a lock some other
@@ -121,18 +141,25 @@ static void pool_after_fork(void) {
 }
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
-static void pool_register_fork(void) { pthread_atfork(NULL, NULL, pool_after_fork); }
+static void pool_register(void) {
+  pthread_atfork(NULL, NULL, pool_after_fork);
+  atexit(pool_stop);
+}
 
 void td_parallel_run(int nt, td_work_fn fn, void *job) {
   if (nt > TD_MAX_THREADS) nt = TD_MAX_THREADS;
-  if (nt > 1) pthread_once(&pool_once, pool_register_fork);
+  if (nt > 1) pthread_once(&pool_once, pool_register);
   if (nt > 1 && pthread_mutex_trylock(&pool.busy) == 0) {
     pthread_mutex_lock(&pool.m);
+    if (pool.stopping) {
+      pthread_mutex_unlock(&pool.m);
+      pthread_mutex_unlock(&pool.busy);
+      goto alone;
+    }
     while (pool.nworkers < nt - 1) {
-      pthread_t th;
-      pool_born[pool.nworkers + 1] = atomic_load(&pool.generation);
-      if (pthread_create(&th, NULL, pool_worker, (void *)(intptr_t)(pool.nworkers + 1))) break;
-      pthread_detach(th);
+      int id = pool.nworkers + 1;
+      pool_born[id] = atomic_load(&pool.generation);
+      if (pthread_create(&pool.threads[id], NULL, pool_worker, (void *)(intptr_t)id)) break;
       pool.nworkers++;
     }
     int helpers = pool.nworkers < nt - 1 ? pool.nworkers : nt - 1;
@@ -157,6 +184,7 @@ void td_parallel_run(int nt, td_work_fn fn, void *job) {
     pthread_mutex_unlock(&pool.busy);
     return;
   }
+alone:
   for (int t = 0; t < nt; t++)
     fn(job, t, nt);
 }
