@@ -581,8 +581,16 @@ static void weight_worker(void *arg, int t, int nt) {
           for (int64_t o0 = 0; o0 < ofull; o0 += VEC)
             for (int64_t q0 = 0; q0 < qfull; q0 += VEC)
               td_transpose8(src + o0 * g->ohw + q0, g->ohw, d + q0 * j->npad + o0, j->npad, zero);
+          if (ofull < g->og) /* the last channels, as a block whose other rows are zero */
+            for (int64_t q0 = 0; q0 < qfull; q0 += VEC) {
+              __m256 rows[VEC];
+              for (int64_t k = 0; k < VEC; k++)
+                rows[k] =
+                    ofull + k < g->og ? _mm256_loadu_ps(src + (ofull + k) * g->ohw + q0) : zero[0];
+              td_transpose8_rows(rows, d + q0 * j->npad + ofull, j->npad, zero);
+            }
           for (int64_t o = 0; o < g->og; o++)
-            for (int64_t q = o < ofull ? qfull : 0; q < g->ohw; q++)
+            for (int64_t q = qfull; q < g->ohw; q++)
               d[q * j->npad + o] = src[o * g->ohw + q];
         } else {
           for (int64_t o = 0; o < g->og; o++)

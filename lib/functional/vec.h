@@ -132,17 +132,14 @@ static inline __m256 td_odd8(__m256 lo, __m256 hi) {
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-/* dst[j][i] = src[i][j] + add[j] for an 8x8 block (rows sld / dld apart). */
+/* dst[j][i] = r[i][j] + add[j] for the 8x8 block whose rows are r (dst's
+ * rows dld apart). */
 static inline __attribute__((always_inline)) void
-td_transpose8(const float *src, int64_t sld, float *dst, int64_t dld, const __m256 add[8]) {
-  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + sld);
-  __m256 r2 = _mm256_loadu_ps(src + 2 * sld), r3 = _mm256_loadu_ps(src + 3 * sld);
-  __m256 r4 = _mm256_loadu_ps(src + 4 * sld), r5 = _mm256_loadu_ps(src + 5 * sld);
-  __m256 r6 = _mm256_loadu_ps(src + 6 * sld), r7 = _mm256_loadu_ps(src + 7 * sld);
-  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+td_transpose8_rows(const __m256 r[8], float *dst, int64_t dld, const __m256 add[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
   __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
   __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
   __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
@@ -154,6 +151,16 @@ td_transpose8(const float *src, int64_t sld, float *dst, int64_t dld, const __m2
 #pragma GCC unroll 8
   for (int j = 0; j < 8; j++)
     _mm256_storeu_ps(dst + j * dld, _mm256_add_ps(o[j], add[j]));
+}
+
+/* dst[j][i] = src[i][j] + add[j] for an 8x8 block (rows sld / dld apart). */
+static inline __attribute__((always_inline)) void
+td_transpose8(const float *src, int64_t sld, float *dst, int64_t dld, const __m256 add[8]) {
+  __m256 r[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i++)
+    r[i] = _mm256_loadu_ps(src + i * sld);
+  td_transpose8_rows(r, dst, dld, add);
 }
 #endif
 
