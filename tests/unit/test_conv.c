@@ -356,6 +356,38 @@ static void test_conv_winograd_out_of_memory(void **state) {
   check_winograd_out_of_memory(16, 16, 8, 2, 16 << 10);
 }
 
+/* A bias gradient large enough to be summed on two threads (2 MB of dY
+ * and up), against a double-precision sum. */
+static void test_conv_bias_grad_threads(void **state) {
+  (void)state;
+  td_rng rng;
+  td_rng_seed(&rng, 21);
+  int saved = td_get_num_threads();
+  td_set_num_threads(2);
+  int64_t sx[] = {2, 1, 130, 130}, sw[] = {17, 1, 3, 3}, sb[] = {17};
+  td_tensor *x, *w, *b, *y, *dy;
+  assert_int_equal(td_tensor_rand_uniform(&rng, 4, sx, -1, 1, &x), TD_OK);
+  assert_int_equal(td_tensor_rand_uniform(&rng, 4, sw, -1, 1, &w), TD_OK);
+  assert_int_equal(td_tensor_rand_uniform(&rng, 1, sb, -1, 1, &b), TD_OK);
+  td_grad_manager *gm = record_grads(b);
+  assert_int_equal(td_conv2d(x, w, b, &plain, &y), TD_OK);
+  assert_true(y->numel >= (1 << 19));
+  assert_int_equal(td_tensor_rand_uniform(&rng, 4, y->shape, -1, 1, &dy), TD_OK);
+  assert_int_equal(td_gm_backward(gm, y, dy), TD_OK);
+  const int64_t plane = y->shape[2] * y->shape[3];
+  for (int64_t o = 0; o < 17; o++) {
+    double want = 0;
+    for (int64_t n = 0; n < 2; n++)
+      for (int64_t i = 0; i < plane; i++)
+        want += td_tensor_f32(dy)[(n * 17 + o) * plane + i];
+    assert_float_equal(td_tensor_f32(b->grad)[o], want, 1e-4 * (1 + fabs(want)));
+  }
+  td_set_num_threads(saved);
+  release_tensors(y, dy);
+  td_gm_destroy(gm);
+  release_tensors(x, w, b);
+}
+
 /* Strided convolutions on rows long enough for the vector paths that write
  * a stride-2 phase of dX (and for the cost model to pick either tile
  * shape), odd and even widths, against the definition. */
@@ -480,6 +512,7 @@ int main(void) {
       cmocka_unit_test(test_conv_winograd_s2_geometries),
       cmocka_unit_test(test_conv_winograd_s2_one_gradient),
       cmocka_unit_test(test_conv_strided_wide_rows),
+      cmocka_unit_test(test_conv_bias_grad_threads),
       cmocka_unit_test(test_conv_winograd_out_of_memory),
       cmocka_unit_test(test_conv_gradients),
       cmocka_unit_test(test_conv_errors),
