@@ -120,7 +120,7 @@ static void cv_tile_2(const float *in, const int64_t *pos, const int64_t *src, i
 
 static void cv_tile_1(const float *in, const int64_t *pos, const int64_t *src, int64_t kc,
                       const float *w, int64_t ld, float *out) {
-  cv_tile(1, in, pos, src, kc, w, ld, out, ld);
+  cv_tile_single(in, pos, src, kc, w, ld, out, ld);
 }
 
 /* [position][channel] tile results to the output planes, plus bias. Whole
