@@ -356,6 +356,19 @@ static void test_conv_winograd_out_of_memory(void **state) {
   check_winograd_out_of_memory(16, 16, 8, 2, 16 << 10);
 }
 
+/* 24 output channels are a pair of channel vectors and a single one, which
+ * has its own tile (even and odd reduction rows on separate accumulators);
+ * 3 input channels give an odd reduction length (27 rows), and an image 3
+ * columns wide makes the position grid waste enough that the channel tiles
+ * are taken. */
+static void test_conv_single_vector_tile(void **state) {
+  (void)state;
+  td_rng rng;
+  td_rng_seed(&rng, 31);
+  const conv_case cc = {2, 1, 3, 24, {9, 3}, {3, 3}, {1, 1}, {1, 1}, {1, 1}};
+  check_conv_case(&rng, 0, &cc);
+}
+
 /* A bias gradient large enough to be summed on two threads (2 MB of dY
  * and up), against a double-precision sum. */
 static void test_conv_bias_grad_threads(void **state) {
@@ -512,6 +525,7 @@ int main(void) {
       cmocka_unit_test(test_conv_winograd_s2_geometries),
       cmocka_unit_test(test_conv_winograd_s2_one_gradient),
       cmocka_unit_test(test_conv_strided_wide_rows),
+      cmocka_unit_test(test_conv_single_vector_tile),
       cmocka_unit_test(test_conv_bias_grad_threads),
       cmocka_unit_test(test_conv_winograd_out_of_memory),
       cmocka_unit_test(test_conv_gradients),
