@@ -32,8 +32,8 @@
  *
  * The weight gradient is dU[e] = dM[e] @ V[e]^T with dM = A dY A^T, folded
  * back through G; the input gradient is dV[e] = U[e]^T @ dM[e], folded back
- * through B into the padded sample. Threads take chunks of samples, as on
- * the stride-1 path (conv_winograd.c).
+ * through B into the padded sample. Threads take even shares of the batch,
+ * a chunk of samples at a time, as on the stride-1 path (conv_winograd.c).
  */
 #include "functional/conv_winograd_s2.h"
 
@@ -142,12 +142,6 @@ static void plan(s2plan *p, const conv_geom *g, int nt_max) {
   p->off_du = p->off_m + round16(ELEMS * p->p * g->o);
   p->off_acc = p->off_du + round16(ELEMS * g->o * p->kc4);
   p->per_thread = p->off_acc + round16(padded_floats(p));
-}
-
-/* The chunk's samples and tiles, for chunk ci. */
-static void chunk_range(const s2plan *p, int64_t ci, int64_t *n0, int64_t *ns) {
-  *n0 = ci * p->ns;
-  *ns = p->g->n - *n0 < p->ns ? p->g->n - *n0 : p->ns;
 }
 
 /* ---- tiles, 8 channels at a time ------------------------------------------------------------ */
@@ -390,9 +384,9 @@ static void forward_worker(void *arg, int t, int nt) {
   float *pad = buf, *out = buf + p->off_out, *v = buf + p->off_v, *m = buf + p->off_m;
   const int64_t es = p->p * g->o;
   memset(pad, 0, sizeof(float) * (size_t)padded_floats(p));
-  for (int64_t ci = t; ci < p->chunks; ci += nt) {
-    int64_t n0, ns;
-    chunk_range(p, ci, &n0, &ns);
+  const int64_t first = g->n * t / nt, end = g->n * (t + 1) / nt; /* an even share */
+  for (int64_t n0 = first; n0 < end; n0 += p->ns) {
+    const int64_t ns = end - n0 < p->ns ? end - n0 : p->ns;
     input_transform(p, p->x + n0 * g->c * g->hw, ns, pad, v);
     for (int e = 0; e < ELEMS; e++) { /* M[e]^T = V[e]^T @ U[e]^T over e's phases */
       int lo, hi;
@@ -422,9 +416,9 @@ static void backward_worker(void *arg, int t, int nt) {
   const int64_t es = p->p * p->kc4;
   memset(buf, 0, sizeof(float) * (size_t)p->off_v); /* pad and out */
   memset(du, 0, sizeof(float) * (size_t)(ELEMS * g->o * p->kc4));
-  for (int64_t ci = t; ci < p->chunks; ci += nt) {
-    int64_t n0, ns;
-    chunk_range(p, ci, &n0, &ns);
+  const int64_t first = g->n * t / nt, end = g->n * (t + 1) / nt; /* an even share */
+  for (int64_t n0 = first; n0 < end; n0 += p->ns) {
+    const int64_t ns = end - n0 < p->ns ? end - n0 : p->ns;
     const int64_t q = ns * p->tiles;
     grad_transform(p, p->dy + n0 * g->o * g->ohw, ns, out, dm);
     if (p->dw) {
