@@ -3,7 +3,10 @@
  * Winograd's F(2x2, 3x3) (conv_winograd.c) takes 3x3 stride-1
  * convolutions of 32+ channels, and the input gradients that are such a
  * convolution; it does 16 multiply-adds per 2x2 outputs where the others do
- * 36, which is how it beats a direct kernel already near the FMA peak. The
+ * 36, which is how it beats a direct kernel already near the FMA peak.
+ * 3x3 stride-2 convolutions of 16+ channels (in multiples of 8) go through
+ * F(2x2, 2x2) over the input's four phases (conv_winograd_s2.c, 25
+ * multiply-adds instead of 36), one backward pass making both gradients. The
  * direct kernels (conv_direct.c) take every other convolution they support;
  * im2col + cblas_sgemm covers the rest (grouped convolutions with fewer than
  * 4 output channels per group, builds without AVX2), with col2im folding

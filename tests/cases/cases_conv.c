@@ -87,6 +87,11 @@ const op_case op_cases_conv[] = {
     CONV("conv2d_channel_tiles_stride2", stride2_pad1, T4(2, 8, 8, 8), T4(24, 8, 3, 3), B(24)),
     /* 14 channels in two vectors, 9 positions in two tiles of 6 */
     CONV("conv2d_channel_tiles_partial", pad1, T4(2, 16, 3, 3), T4(14, 16, 3, 3), B(14)),
+    /* Winograd: F(2x2, 3x3) for stride 1 and 32+ channels (an odd output
+     * size, so the last tiles are partial); F(2x2, 2x2) over four phases for
+     * stride 2 and 16+ channels in multiples of 8 */
+    CONV("conv2d_winograd", pad1, T4(2, 32, 5, 6), T4(32, 32, 3, 3), B(32)),
+    CONV("conv2d_winograd_stride2", stride2_pad1, T4(3, 16, 9, 10), T4(24, 16, 3, 3), B(24)),
     /* 32x32 outputs: several samples per sgemm, then a last chunk of one */
     CONV("conv2d_chunks", pad1, T4(3, 1, 32, 32), T4(2, 1, 3, 3), B(2)),
     {0},
