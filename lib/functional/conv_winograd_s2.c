@@ -97,6 +97,7 @@ typedef struct s2plan {
   int64_t ns, chunks;    /* samples per chunk, and chunks per batch */
   int64_t p;             /* tiles per full chunk: ns * tiles */
   int64_t kc4;           /* columns of V[e]^T and U[e]: 4 phases x C */
+  int64_t ves, mes;      /* floats from one element of V^T (M^T) to the next */
   int64_t prows, prow;   /* the padded input sample: rows, and floats per row */
   int64_t orow;          /* floats per row of an output sample [2 th][2 tw][K] */
   /* Per-thread scratch, in floats: one padded input sample [prows][prow],
@@ -138,8 +139,12 @@ static void plan(s2plan *p, const conv_geom *g, int nt_max) {
   p->p = p->ns * p->tiles;
   p->off_out = round16(padded_floats(p));
   p->off_v = p->off_out + round16(output_floats(p));
-  p->off_m = p->off_v + round16(ELEMS * p->p * p->kc4);
-  p->off_du = p->off_m + round16(ELEMS * p->p * g->o);
+  /* A tile's transforms write (or read) one vector per element: spaced by
+   * a multiple of 4 KB, those would all fall in one set of the L1 cache and
+   * evict each other. A cache line more between elements spreads them. */
+  p->ves = p->p * p->kc4 + 16, p->mes = p->p * g->o + 16;
+  p->off_m = p->off_v + round16(ELEMS * p->ves);
+  p->off_du = p->off_m + round16(ELEMS * p->mes);
   p->off_acc = p->off_du + round16(ELEMS * g->o * p->kc4);
   p->per_thread = p->off_acc + round16(padded_floats(p));
 }
@@ -290,7 +295,7 @@ static void output_out(const s2plan *p, const float *out, const float *bias, flo
 /* V^T[e][tile][phase * C + c] for the ns samples from x. */
 static void input_transform(const s2plan *p, const float *x, int64_t ns, float *pad, float *v) {
   const conv_geom *g = p->g;
-  const int64_t es = p->p * p->kc4;
+  const int64_t es = p->ves;
   for (int64_t s = 0; s < ns; s++) {
     input_in(p, x + s * g->c * g->hw, pad);
     for (int64_t ty = 0; ty < p->th; ty++)
@@ -303,7 +308,7 @@ static void input_transform(const s2plan *p, const float *x, int64_t ns, float *
 /* M^T[e][tile][k] = (A dY A^T)[e] for the ns samples from dy. */
 static void grad_transform(const s2plan *p, const float *dy, int64_t ns, float *out, float *m) {
   const conv_geom *g = p->g;
-  const int64_t es = p->p * g->o;
+  const int64_t es = p->mes;
   for (int64_t s = 0; s < ns; s++) {
     grad_in(p, dy + s * g->o * g->ohw, out);
     for (int64_t ty = 0; ty < p->th; ty++)
@@ -382,7 +387,7 @@ static void forward_worker(void *arg, int t, int nt) {
   const conv_geom *g = p->g;
   float *buf = p->scratch + t * p->per_thread;
   float *pad = buf, *out = buf + p->off_out, *v = buf + p->off_v, *m = buf + p->off_m;
-  const int64_t es = p->p * g->o;
+  const int64_t es = p->mes;
   memset(pad, 0, sizeof(float) * (size_t)padded_floats(p));
   const int64_t first = g->n * t / nt, end = g->n * (t + 1) / nt; /* an even share */
   for (int64_t n0 = first; n0 < end; n0 += p->ns) {
@@ -391,9 +396,8 @@ static void forward_worker(void *arg, int t, int nt) {
     for (int e = 0; e < ELEMS; e++) { /* M[e]^T = V[e]^T @ U[e]^T over e's phases */
       int lo, hi;
       elem_phases(e, &lo, &hi);
-      td_sgemm(false, true, ns * p->tiles, g->o, (hi - lo) * g->c,
-               v + e * p->p * p->kc4 + lo * g->c, p->kc4, p->u + e * g->o * p->kc4 + lo * g->c,
-               p->kc4, 0.0f, m + e * es, g->o);
+      td_sgemm(false, true, ns * p->tiles, g->o, (hi - lo) * g->c, v + e * p->ves + lo * g->c,
+               p->kc4, p->u + e * g->o * p->kc4 + lo * g->c, p->kc4, 0.0f, m + e * es, g->o);
     }
     for (int64_t s = 0; s < ns; s++) {
       for (int64_t ty = 0; ty < p->th; ty++)
@@ -413,7 +417,7 @@ static void backward_worker(void *arg, int t, int nt) {
   float *buf = p->scratch + t * p->per_thread;
   float *pad = buf, *out = buf + p->off_out, *v = buf + p->off_v, *dm = buf + p->off_m;
   float *du = buf + p->off_du, *acc = buf + p->off_acc;
-  const int64_t es = p->p * p->kc4;
+  const int64_t es = p->ves;
   memset(buf, 0, sizeof(float) * (size_t)p->off_v); /* pad and out */
   memset(du, 0, sizeof(float) * (size_t)(ELEMS * g->o * p->kc4));
   const int64_t first = g->n * t / nt, end = g->n * (t + 1) / nt; /* an even share */
@@ -426,7 +430,7 @@ static void backward_worker(void *arg, int t, int nt) {
       for (int e = 0; e < ELEMS; e++) {
         int lo, hi;
         elem_phases(e, &lo, &hi);
-        td_sgemm(true, false, g->o, (hi - lo) * g->c, q, dm + e * p->p * g->o, g->o,
+        td_sgemm(true, false, g->o, (hi - lo) * g->c, q, dm + e * p->mes, g->o,
                  v + e * es + lo * g->c, p->kc4, 1.0f, du + e * g->o * p->kc4 + lo * g->c, p->kc4);
       }
     }
@@ -434,7 +438,7 @@ static void backward_worker(void *arg, int t, int nt) {
     for (int e = 0; e < ELEMS; e++) {
       int lo, hi;
       elem_phases(e, &lo, &hi);
-      td_sgemm(false, false, q, (hi - lo) * g->c, g->o, dm + e * p->p * g->o, g->o,
+      td_sgemm(false, false, q, (hi - lo) * g->c, g->o, dm + e * p->mes, g->o,
                p->u + e * g->o * p->kc4 + lo * g->c, p->kc4, 0.0f, v + e * es + lo * g->c, p->kc4);
     }
     for (int64_t s = 0; s < ns; s++) {
