@@ -62,9 +62,10 @@ bool td_conv_winograd_supported(const conv_geom *g) {
 
 typedef struct wino {
   const conv_geom *g;
-  int64_t th, tw, tiles; /* tile rows and columns per sample, and their product */
-  int64_t ns, chunks;    /* samples per chunk, and chunks per batch */
-  int64_t p;             /* tiles per full chunk: ns * tiles */
+  int64_t th, tw, tiles;    /* tile rows and columns per sample, and their product */
+  int64_t ns, chunks;       /* samples per chunk, and chunks per batch */
+  int64_t p;                /* tiles per full chunk: ns * tiles */
+  int64_t vstride, mstride; /* floats from one element of V (of M, Yhat) to the next */
   /* Per-thread scratch, in floats: the split input plane (or a sample's
    * tile rows), V [16][C][p], the products or Yhat [16][K][p], and (weight
    * gradient) the partial dU [16][K][C]. */
@@ -96,8 +97,13 @@ static void plan(wino *p, const conv_geom *g, int nt_max) {
   p->chunks = (g->n + p->ns - 1) / p->ns;
   p->p = p->ns * p->tiles;
   p->off_v = round16(8 * split_size(p) + 1); /* also holds 8 arrays of tiles */
-  p->off_m = p->off_v + round16(TILE * g->c * p->p);
-  p->off_du = p->off_m + round16(TILE * g->o * p->p);
+  /* The transforms write (or read) the 16 elements of a tile together:
+   * spaced by a multiple of 4 KB, those would fall in one set of the L1
+   * cache and evict each other. A cache line more between elements spreads
+   * them. */
+  p->vstride = g->c * p->p + 16, p->mstride = g->o * p->p + 16;
+  p->off_m = p->off_v + round16(TILE * p->vstride);
+  p->off_du = p->off_m + round16(TILE * p->mstride);
   p->per_thread = p->off_du + round16(TILE * g->o * g->c);
 }
 
@@ -164,7 +170,7 @@ static TD_KERNEL void input_row(const float *restrict pa, const float *restrict 
 static void input_transform(const wino *p, const float *x, int64_t ns, float *split, float *v,
                             int64_t ld) {
   const conv_geom *g = p->g;
-  const int64_t size = split_size(p), estride = g->c * ld;
+  const int64_t size = split_size(p), estride = p->vstride;
   /* Rows of B^T as (first row, second row, sign): d0 - d2, d1 + d2,
    * d2 - d1, d1 - d3. Tile row r, column j is split array [r & 1][j & 1]
    * [j >> 1], down (r >> 1) rows: the same offsets for every plane. */
@@ -250,7 +256,7 @@ static void output_transform(const wino *p, const float *m, int64_t ld, int64_t 
   float *y00 = quad, *y01 = quad + n, *y10 = quad + 2 * n, *y11 = quad + 3 * n;
   for (int64_t s = 0; s < ns; s++)
     for (int64_t k = 0; k < g->o; k++) {
-      output_tiles(m + k * ld + s * n, g->o * ld, n, bias ? bias[k] : 0.0f, y00, y01, y10, y11);
+      output_tiles(m + k * ld + s * n, p->mstride, n, bias ? bias[k] : 0.0f, y00, y01, y10, y11);
       float *plane = y + (s * g->o + k) * g->ohw;
       for (int64_t ty = 0; ty < p->th; ty++) {
         float *restrict r0 = plane + 2 * ty * g->ow, *restrict r1 = r0 + g->ow;
@@ -279,8 +285,8 @@ static void forward_worker(void *arg, int t, int nt) {
     int64_t q = ns * p->tiles; /* this chunk's tiles; rows of V and M stay p->p apart */
     input_transform(p, p->x + n0 * g->c * g->hw, ns, split, v, p->p);
     for (int e = 0; e < TILE; e++)
-      td_sgemm(false, false, g->o, q, g->c, p->u + e * g->o * g->c, g->c, v + e * g->c * p->p, p->p,
-               0.0f, m + e * g->o * p->p, p->p);
+      td_sgemm(false, false, g->o, q, g->c, p->u + e * g->o * g->c, g->c, v + e * p->vstride, p->p,
+               0.0f, m + e * p->mstride, p->p);
     output_transform(p, m, p->p, ns, p->bias, split, p->out + n0 * g->o * g->ohw);
   }
 }
@@ -366,7 +372,7 @@ static void grad_transform(const wino *p, const float *dy, int64_t ns, float *qu
   const int64_t tw = p->tw, n = p->tiles;
   float *d00 = quad, *d01 = quad + n, *d10 = quad + 2 * n, *d11 = quad + 3 * n;
   float *u1 = quad + 4 * n, *w1 = quad + 5 * n, *u2 = quad + 6 * n, *w2 = quad + 7 * n;
-  const int64_t es = g->o * ld;
+  const int64_t es = p->mstride;
   memset(quad, 0, sizeof(float) * (size_t)(4 * n));
   for (int64_t s = 0; s < ns; s++)
     for (int64_t k = 0; k < g->o; k++) {
@@ -401,7 +407,7 @@ static void weight_worker(void *arg, int t, int nt) {
     input_transform(p, p->x + n0 * g->c * g->hw, ns, split, v, p->p);
     grad_transform(p, p->dy + n0 * g->o * g->ohw, ns, split, yh, p->p);
     for (int e = 0; e < TILE; e++)
-      td_sgemm(false, true, g->o, g->c, q, yh + e * g->o * p->p, p->p, v + e * g->c * p->p, p->p,
+      td_sgemm(false, true, g->o, g->c, q, yh + e * p->mstride, p->p, v + e * p->vstride, p->p,
                1.0f, du + e * g->o * g->c, g->c);
   }
 }
