@@ -425,17 +425,13 @@ static TD_KERNEL void gt_rows(const float *restrict a, const float *restrict b,
   });
 }
 
-static TD_KERNEL void add_into(float *restrict acc, const float *restrict x, int64_t n) {
-  TD_VLOOP(q, n, acc[q] += x[q]);
-}
-
 /* dw[k][c] = G^T dU[.][k][c] G, with dU the sum of the threads' partials
  * (summed into thread 0's). tmp holds 12*n + 9*n floats for n = K*C. */
 static void weight_untransform(const wino *p, int nt, float *tmp, float *dw) {
   const int64_t n = p->g->o * p->g->c;
   float *du = p->scratch + p->off_du;
   for (int t = 1; t < nt; t++)
-    add_into(du, p->scratch + t * p->per_thread + p->off_du, TILE * n);
+    td_add_into(du, p->scratch + t * p->per_thread + p->off_du, TILE * n);
   float *r = tmp, *f = tmp + 12 * n; /* r[i][j]: row i of G^T dU, column j */
   for (int j = 0; j < 4; j++)
     gt_rows(du + j * n, du + (4 + j) * n, du + (8 + j) * n, du + (12 + j) * n, n, r + j * n,

@@ -292,29 +292,36 @@ static void output_out(const s2plan *p, const float *out, const float *bias, flo
     td_transpose_f32(out + r * p->orow, g->o, g->ow, g->o, y + r * g->ow, g->ohw, bias);
 }
 
+/* A tile kernel from pixels to elements: the tile's corner in a
+ * channels-last sample (rows `row` floats apart, nc channels) to its
+ * elements (es floats apart). */
+typedef void pixels_to_elements(const float *px, int64_t row, int64_t nc, float *el, int64_t es);
+
+/* fn on every tile of one channels-last sample: tile (ty, tx) has its
+ * corner `step` pixels per tile down and across (4 for the input's 5x5
+ * tiles, 2 for dY's 2x2 blocks), and its elements at el + tile * ld. */
+static void sample_tiles(const s2plan *p, pixels_to_elements *fn, const float *img, int64_t row,
+                         int64_t step, int64_t nc, float *el, int64_t ld, int64_t es) {
+  for (int64_t ty = 0; ty < p->th; ty++)
+    for (int64_t tx = 0; tx < p->tw; tx++)
+      fn(img + step * (ty * row + tx * nc), row, nc, el + (ty * p->tw + tx) * ld, es);
+}
+
 /* V^T[e][tile][phase * C + c] for the ns samples from x. */
 static void input_transform(const s2plan *p, const float *x, int64_t ns, float *pad, float *v) {
   const conv_geom *g = p->g;
-  const int64_t es = p->ves;
   for (int64_t s = 0; s < ns; s++) {
     input_in(p, x + s * g->c * g->hw, pad);
-    for (int64_t ty = 0; ty < p->th; ty++)
-      for (int64_t tx = 0; tx < p->tw; tx++)
-        input_tile(pad + 4 * ty * p->prow + 4 * tx * g->c, p->prow, g->c,
-                   v + (s * p->tiles + ty * p->tw + tx) * p->kc4, es);
+    sample_tiles(p, input_tile, pad, p->prow, 4, g->c, v + s * p->tiles * p->kc4, p->kc4, p->ves);
   }
 }
 
 /* M^T[e][tile][k] = (A dY A^T)[e] for the ns samples from dy. */
 static void grad_transform(const s2plan *p, const float *dy, int64_t ns, float *out, float *m) {
   const conv_geom *g = p->g;
-  const int64_t es = p->mes;
   for (int64_t s = 0; s < ns; s++) {
     grad_in(p, dy + s * g->o * g->ohw, out);
-    for (int64_t ty = 0; ty < p->th; ty++)
-      for (int64_t tx = 0; tx < p->tw; tx++)
-        grad_tile(out + 2 * ty * p->orow + 2 * tx * g->o, p->orow, g->o,
-                  m + (s * p->tiles + ty * p->tw + tx) * g->o, es);
+    sample_tiles(p, grad_tile, out, p->orow, 2, g->o, m + s * p->tiles * g->o, g->o, p->mes);
   }
 }
 
@@ -337,10 +344,6 @@ static TD_KERNEL void copy_into(float *restrict dst, const float *restrict src, 
   TD_VLOOP(q, n, dst[q] = src[q]);
 }
 
-static TD_KERNEL void add_into(float *restrict acc, const float *restrict x, int64_t n) {
-  TD_VLOOP(q, n, acc[q] += x[q]);
-}
-
 /* U[e][k][phase * C + c] = (G w_phase G^T)[e]: the sum of the taps G
  * spreads there. The weights are first transposed to wt [9][K][C] (tmp), so
  * each sum runs along C contiguous channels. */
@@ -355,7 +358,7 @@ static void weight_transform(const s2plan *p, const float *w, float *tmp) {
       for (int64_t k = 0; k < g->o; k++) {
         float *dst = p->u + (e * g->o + k) * p->kc4 + ph * g->c;
         for (int t = 0; t < nt; t++)
-          (t ? add_into : copy_into)(dst, tmp + taps[t] * n + k * g->c, g->c);
+          (t ? td_add_into : copy_into)(dst, tmp + taps[t] * n + k * g->c, g->c);
       }
     }
 }
@@ -368,14 +371,14 @@ static void weight_untransform(const s2plan *p, int nt, float *tmp, float *dw) {
   const int64_t n = g->o * g->c;
   float *du = p->scratch + p->off_du;
   for (int t = 1; t < nt; t++)
-    add_into(du, p->scratch + t * p->per_thread + p->off_du, ELEMS * g->o * p->kc4);
+    td_add_into(du, p->scratch + t * p->per_thread + p->off_du, ELEMS * g->o * p->kc4);
   memset(tmp, 0, sizeof(float) * (size_t)(9 * n));
   for (int e = 0; e < ELEMS; e++)
     for (int ph = 0; ph < PHASES; ph++) {
       int taps[4], nt_e = elem_taps(e, ph, taps);
       for (int t = 0; t < nt_e; t++)
         for (int64_t k = 0; k < g->o; k++)
-          add_into(tmp + taps[t] * n + k * g->c, du + (e * g->o + k) * p->kc4 + ph * g->c, g->c);
+          td_add_into(tmp + taps[t] * n + k * g->c, du + (e * g->o + k) * p->kc4 + ph * g->c, g->c);
     }
   td_transpose_f32(tmp, n, 9, n, dw, 9, NULL);
 }
@@ -419,7 +422,7 @@ static void backward_worker(void *arg, int t, int nt) {
   float *du = buf + p->off_du, *acc = buf + p->off_acc;
   const int64_t es = p->ves;
   memset(buf, 0, sizeof(float) * (size_t)p->off_v); /* pad and out */
-  memset(du, 0, sizeof(float) * (size_t)(ELEMS * g->o * p->kc4));
+  if (p->dw) memset(du, 0, sizeof(float) * (size_t)(ELEMS * g->o * p->kc4));
   const int64_t first = g->n * t / nt, end = g->n * (t + 1) / nt; /* an even share */
   for (int64_t n0 = first; n0 < end; n0 += p->ns) {
     const int64_t ns = end - n0 < p->ns ? end - n0 : p->ns;

@@ -33,6 +33,14 @@
     }                                                                                              \
   } while (0)
 
+/* acc[i] += x[i] for n floats (the Winograd paths sum partial weight
+ * gradients with it). Static in every file that includes this header;
+ * unused ones cost nothing. */
+static TD_KERNEL __attribute__((unused)) void td_add_into(float *restrict acc,
+                                                          const float *restrict x, int64_t n) {
+  TD_VLOOP(q, n, acc[q] += x[q]);
+}
+
 /* Sum of n floats in double. Eight independent lanes let the loop vectorize
  * (a single accumulator would serialise on the add latency), and double keeps
  * long sums exact to well below float32 rounding. */
