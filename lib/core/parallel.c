@@ -113,14 +113,13 @@ static void *pool_worker(void *arg) {
   return NULL;
 }
 
-/* At exit, the workers are stopped and joined, so that nothing of theirs
- * (stacks, thread-local storage) is left for a leak checker to report as
- * lost. A worker in the middle of a share finishes it first. A caller that
- * comes later runs its shares itself. */
-static void pool_stop(void) {
+/* Run at exit, so that nothing of the workers (stacks, thread-local
+ * storage) is left for a leak checker to report as lost. */
+void td_parallel_shutdown(void) {
   pthread_mutex_lock(&pool.m);
   pool.stopping = true;
   int n = pool.nworkers;
+  pool.nworkers = 0; /* joined below: a second call has none to join */
   atomic_fetch_add(&pool.generation, 1);
   pthread_cond_broadcast(&pool.start);
   pthread_mutex_unlock(&pool.m);
@@ -143,7 +142,7 @@ static void pool_after_fork(void) {
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static void pool_register(void) {
   pthread_atfork(NULL, NULL, pool_after_fork);
-  atexit(pool_stop);
+  atexit(td_parallel_shutdown);
 }
 
 void td_parallel_run(int nt, td_work_fn fn, void *job) {

@@ -40,6 +40,12 @@ typedef void (*td_work_fn)(void *job, int t, int nt);
 /* Runs fn(job, t, nt) for every t in 0..nt-1 and returns when all are done. */
 void td_parallel_run(int nt, td_work_fn fn, void *job);
 
+/* Stops the pool's workers and joins them; registered with atexit when
+ * the pool starts, so that no thread outlives main. A worker in the middle
+ * of a share finishes it first. From then on td_parallel_run runs every
+ * share on the calling thread. Calling it again does nothing. */
+void td_parallel_shutdown(void);
+
 /* One contiguous piece [lo, hi) of a range; must not fail, as a share. */
 typedef void (*td_range_fn)(void *arg, int64_t lo, int64_t hi);
 

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -122,6 +123,42 @@ static void test_pool_after_fork(void **state) {
   assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* After td_parallel_shutdown (what exit runs), every share still runs,
+ * once, on the calling thread; a second shutdown is harmless. In a forked
+ * child, so the rest of the suite keeps its pool. */
+static void test_run_after_shutdown(void **state) {
+  (void)state;
+#ifdef __SANITIZE_THREAD__
+  skip(); /* TSan cannot start threads in a child forked from a threaded process */
+#endif
+  static mark_job j;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    td_parallel_run(2, mark, &j); /* the child's worker exists */
+    td_parallel_shutdown();
+    td_parallel_shutdown();
+    memset(&j, 0, sizeof j);
+    td_parallel_run(2, mark, &j);
+    int ok = first_bad_slot(&j, 2) < 0 && pthread_equal(j.seen[0], pthread_self()) &&
+             pthread_equal(j.seen[1], pthread_self());
+    _exit(ok ? 0 : 1);
+  }
+  /* A share left to a stopped worker would never finish: the child hangs. */
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 1000 && (done = waitpid(pid, &status, WNOHANG)) == 0; i++)
+    usleep(10000);
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    fail_msg("td_parallel_run after td_parallel_shutdown did not return in 10 s");
+  }
+  assert_int_equal(done, pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* Each piece counts its elements and checks it starts on a grain. */
 typedef struct cover_job {
   int counts[SLOTS];
@@ -183,6 +220,7 @@ int main(void) {
       cmocka_unit_test(test_shares_run_on_other_threads),
       cmocka_unit_test(test_concurrent_callers),
       cmocka_unit_test(test_pool_after_fork),
+      cmocka_unit_test(test_run_after_shutdown),
       cmocka_unit_test(test_parallel_for_covers_the_range),
       cmocka_unit_test(test_thread_setting),
   };
