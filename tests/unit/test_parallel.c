@@ -102,6 +102,25 @@ static void test_concurrent_callers(void **state) {
   }
 }
 
+/* The forked child exits 0 within 10 s. A share left to a worker that
+ * never runs it would hang the child: that fails here instead of hanging
+ * the suite. */
+static void expect_child_ok(pid_t pid) {
+  assert_true(pid > 0);
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 1000 && (done = waitpid(pid, &status, WNOHANG)) == 0; i++)
+    usleep(10000);
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    fail_msg("the child's td_parallel_run did not return in 10 s");
+  }
+  assert_int_equal(done, pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* A forked child has none of the parent's workers; its pool starts afresh. */
 static void test_pool_after_fork(void **state) {
   (void)state;
@@ -117,10 +136,7 @@ static void test_pool_after_fork(void **state) {
     td_parallel_run(2, mark, &j);
     _exit(atomic_load(&j.calls) == 2 && j.slots[SLOTS - 1] == 2 ? 0 : 1);
   }
-  int status;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 0);
+  expect_child_ok(pid);
 }
 
 /* After td_parallel_shutdown (what exit runs), every share still runs,
@@ -144,19 +160,7 @@ static void test_run_after_shutdown(void **state) {
              pthread_equal(j.seen[1], pthread_self());
     _exit(ok ? 0 : 1);
   }
-  /* A share left to a stopped worker would never finish: the child hangs. */
-  int status = 0;
-  pid_t done = 0;
-  for (int i = 0; i < 1000 && (done = waitpid(pid, &status, WNOHANG)) == 0; i++)
-    usleep(10000);
-  if (done == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    fail_msg("td_parallel_run after td_parallel_shutdown did not return in 10 s");
-  }
-  assert_int_equal(done, pid);
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 0);
+  expect_child_ok(pid);
 }
 
 /* Each piece counts its elements and checks it starts on a grain. */
